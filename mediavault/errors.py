@@ -1,0 +1,67 @@
+"""Error taxonomy: terminal errors are never retried, transient ones are."""
+
+from __future__ import annotations
+
+
+class MediavaultError(Exception):
+    """Base class for every error mediavault raises on purpose."""
+
+
+class TerminalError(MediavaultError):
+    """An error that will not go away by retrying (bad input, bad configuration)."""
+
+
+class InputError(TerminalError):
+    """Bad user input. Names the file and the field so a person can fix it."""
+
+    def __init__(self, file: str, field: str, message: str) -> None:
+        self.file = file
+        self.field = field
+        self.message = message
+        super().__init__(f"{file}: {field}: {message}")
+
+
+class ConfigurationError(TerminalError):
+    """The settings do not describe a usable backend."""
+
+
+class IntegrityError(TerminalError):
+    """Stored bytes do not match the checksum recorded for them."""
+
+
+class TransientError(MediavaultError):
+    """A fault that may go away on retry (network, 5xx, throttling)."""
+
+
+class ConflictError(TransientError):
+    """A concurrent writer won a conditional write; re-read and try again."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the failed operation may succeed."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, TerminalError):
+        return False
+    try:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
+    except ImportError:  # pragma: no cover - botocore is a hard dependency
+        return False
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = exc.response.get("Error", {}).get("Code", "")
+        return status >= 500 or code in {"SlowDown", "Throttling", "RequestTimeout"}
+    try:
+        from pymongo.errors import AutoReconnect, ConnectionFailure
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, AutoReconnect | ConnectionFailure):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError)

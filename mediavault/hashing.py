@@ -1,0 +1,62 @@
+"""Streaming SHA-256: hash bytes in the same pass that moves them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from typing import BinaryIO
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only, non-seekable stream that hashes and counts what passes through it.
+
+    Being non-seekable matters: it forces boto3's transfer manager to read sequentially,
+    so the digest covers the bytes in order while they are uploaded.
+    """
+
+    def __init__(self, source: BinaryIO, on_progress: Callable[[int], None] | None = None):
+        self._source = source
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._on_progress = on_progress
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        if data:
+            self._hash.update(data)
+            self.size += len(data)
+            if self._on_progress:
+                self._on_progress(len(data))
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def sha256_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
+    """Hash a stream to its end; returns (hex digest, size)."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(chunk_size):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size

@@ -1,0 +1,100 @@
+"""One settings model for the whole project.
+
+Resolution order, highest first: explicit parameters, Prefect blocks, environment
+(``MEDIAVAULT_*``), then the embedded defaults under ``$MEDIAVAULT_HOME``.
+The block layer is applied by the Prefect side (``blocks/``); this module stays Prefect-free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path.home() / ".mediavault"
+
+
+class S3Options(BaseModel):
+    """How to reach an S3-compatible store (AWS S3, MinIO, Garage, SeaweedFS)."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    path_style: bool = False
+    checksum_mode: Literal["when_supported", "when_required"] = Field(
+        "when_required",
+        description="boto3>=1.36 sends CRC checksums by default, which several "
+        "S3-compatible servers reject; 'when_required' turns that off.",
+    )
+    conditional_writes: bool = Field(
+        True,
+        description="Use If-None-Match: * for create-if-absent. Turn off only for a store "
+        "that rejects it; a HEAD-then-PUT fallback is used instead.",
+    )
+    multipart_threshold: int = 16 * 1024 * 1024
+    multipart_chunksize: int = 16 * 1024 * 1024
+    max_concurrency: int = 8
+    max_pool_connections: int = 16
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5
+
+    @field_validator("max_pool_connections")
+    @classmethod
+    def _pool_fits_concurrency(cls, value: int, info: Any) -> int:
+        concurrency = info.data.get("max_concurrency", 1)
+        return max(value, concurrency)
+
+
+class IngestLimits(BaseModel):
+    """Guards against hostile or broken input."""
+
+    max_transcript_bytes: int = 256 * 1024 * 1024
+    max_text_chars: int = 100_000
+    max_filename_bytes: int = 255
+    duration_tolerance_seconds: float = 5.0
+    duration_tolerance_ratio: float = 0.05
+
+
+class MediavaultSettings(BaseSettings):
+    """Every knob mediavault has. Env prefix ``MEDIAVAULT_``, nested with ``__``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAVAULT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=default_home)
+    vault_url: str | None = Field(
+        None, description="file:///path or s3://bucket/prefix. Default: $MEDIAVAULT_HOME/vault"
+    )
+    s3: S3Options = Field(default_factory=S3Options)
+    mongo_mode: Literal["embedded", "external", "disabled"] = "embedded"
+    mongo_url: SecretStr | None = None
+    mongo_database: str = "mediavault"
+    limits: IngestLimits = Field(default_factory=IngestLimits)
+    batch_chunk_size: int = 8
+    batch_max_concurrency: int = 4
+
+    def resolved_vault_url(self) -> str:
+        return self.vault_url or (self.home / "vault").resolve().as_uri()
+
+    def with_overrides(self, **overrides: Any) -> MediavaultSettings:
+        """A copy with the given non-None values applied on top (explicit parameters win)."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            if value is not None:
+                data[key] = value
+        return MediavaultSettings(**data)
+
+
+def load_settings(layer: dict[str, Any] | None = None, **overrides: Any) -> MediavaultSettings:
+    """Build settings: ``overrides`` over ``layer`` (e.g. a block's values) over env over defaults."""
+    init = {k: v for k, v in (layer or {}).items() if v is not None}
+    init.update({k: v for k, v in overrides.items() if v is not None})
+    return MediavaultSettings(**init)

@@ -1,0 +1,94 @@
+"""Shared fixtures: real servers on loopback (moto S3, SecantusDB), never in-process fakes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediavault.settings import MediavaultSettings, S3Options
+from mediavault.vault import LocalVault, Vault
+from mediavault.vault.s3 import S3Vault, make_s3_client
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL = FIXTURES / "real"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """An S3 API served over HTTP on loopback by moto's ThreadedMotoServer."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("MOTO_S3_DEFAULT_MAX_KEYS", "1000")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_options(moto_endpoint: str) -> S3Options:
+    return S3Options(
+        endpoint_url=moto_endpoint,
+        access_key_id="testing",
+        secret_access_key="testing-secret",
+        path_style=True,
+        checksum_mode="when_required",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+        max_concurrency=4,
+        max_attempts=2,
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_options: S3Options) -> str:
+    name = f"vault-{uuid.uuid4().hex[:12]}"
+    make_s3_client(s3_options).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Vault:
+    """Every vault backend; tests using it form the conformance suite."""
+    if request.param == "local":
+        return LocalVault(tmp_path / "vault")
+    options = request.getfixturevalue("s3_options")
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Vault(bucket, "prefix/for/tests", options)
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path):
+    """Settings pointing at a given vault, with MongoDB disabled unless a URL is passed."""
+
+    def build(vault: Vault, mongo_url: str | None = None, **extra) -> MediavaultSettings:
+        s3 = vault.options if isinstance(vault, S3Vault) else S3Options()
+        return MediavaultSettings(
+            home=tmp_path / "home",
+            vault_url=vault.url,
+            s3=s3,
+            mongo_mode="external" if mongo_url else "disabled",
+            mongo_url=mongo_url,
+            **extra,
+        )
+
+    return build
+
+
+@pytest.fixture
+def real_fixture(tmp_path: Path):
+    """Copy a real fixture file into a writable temp dir and return its path."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / "inputs" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REAL / name, target)
+        return target
+
+    return copy
