@@ -117,7 +117,7 @@ class LocalVault:
 
     def open_read(self, key: str) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")  # noqa: SIM115
+            return open(self._path(key), "rb")
         except FileNotFoundError:
             raise KeyError(key) from None
 

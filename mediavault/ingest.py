@@ -1,0 +1,295 @@
+"""Ingest: media plus AI outputs into the vault, as pure steps that Prefect tasks wrap.
+
+Order: validate everything -> store media (content-addressed) -> store raw outputs byte-exact ->
+normalized Parquet -> SRT/VTT/TXT -> manifest (last) -> journal. Nothing is committed until the
+manifest exists, so a failure or kill at any step leaves at most unreferenced objects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from mediavault import SCHEMA_VERSION, manifests
+from mediavault.errors import InputError
+from mediavault.formats import FORMAT_RICHNESS, FORMATS, Transcript, detect_format, parse_output
+from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
+from mediavault.hashing import sha256_bytes
+from mediavault.models import (
+    Artifact,
+    MediaInfo,
+    MediaMetadata,
+    MediaProbe,
+    OutputRecord,
+    Run,
+    RunProvenance,
+    compute_run_id,
+    utc_now,
+)
+from mediavault.parquet import statements_table, table_to_parquet_bytes, words_table
+from mediavault.probe import content_type_for, probe_media
+from mediavault.settings import MediavaultSettings
+from mediavault.sources import Source, resolve_source
+from mediavault.vault.base import ProgressCallback, Vault
+from mediavault.vault.keys import VAULT_DESCRIPTOR, media_original, run_derived, run_raw
+
+OUTPUT_CONTENT_TYPES = {"json": "application/json", "srt": "application/x-subrip",
+                        "vtt": "text/vtt"}
+
+
+@dataclass
+class OutputSpec:
+    """One AI output to ingest; ``format`` is detected from the name when None."""
+
+    location: str
+    format: str | None = None
+
+
+@dataclass
+class IngestRequest:
+    media: str
+    outputs: list[OutputSpec] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ValidatedOutput:
+    source: Source
+    format: str
+    data: bytes
+    sha256: str
+    transcript: Transcript
+
+
+@dataclass
+class PreparedIngest:
+    """Everything validated and probed; no byte has been written yet."""
+
+    media: Source
+    probe: MediaProbe
+    metadata: MediaMetadata
+    provenance: RunProvenance
+    outputs: list[ValidatedOutput]
+
+    @property
+    def primary(self) -> ValidatedOutput | None:
+        if not self.outputs:
+            return None
+        return min(self.outputs, key=lambda o: FORMAT_RICHNESS.index(o.format))
+
+
+@dataclass
+class StoredRun:
+    run: Run
+    artifacts: list[Artifact]
+    created_objects: int
+
+
+@dataclass
+class IngestResult:
+    media_id: str
+    run_id: str | None
+    manifest_version: int
+    changed: bool
+    created_objects: int
+    journal_seq: int | None
+    statement_count: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _model(cls: type, data: dict[str, Any], file: str, field_prefix: str) -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(p) for p in first["loc"]) or "(value)"
+        raise InputError(file, f"{field_prefix}.{location}", first["msg"]) from None
+
+
+def _check_duration(output: ValidatedOutput, probe: MediaProbe, settings: MediavaultSettings):
+    if probe.duration_seconds is None:
+        return
+    limits = settings.limits
+    allowed = (probe.duration_seconds * (1 + limits.duration_tolerance_ratio)
+               + limits.duration_tolerance_seconds)
+    latest = output.transcript.max_time()
+    if latest > allowed:
+        raise InputError(
+            output.source.display, "segments.end",
+            f"transcript runs to {latest:.3f}s but the media lasts {probe.duration_seconds:.3f}s "
+            "(is this the output for another file?)",
+        )
+
+
+def prepare(
+    request: IngestRequest, settings: MediavaultSettings, s3_client: Any = None
+) -> PreparedIngest:
+    """Validate every input up front. Raises InputError naming the file and field."""
+    limits = settings.limits
+    metadata = _model(MediaMetadata, request.metadata, request.media, "metadata")
+    provenance = _model(RunProvenance, request.provenance, request.media, "provenance")
+    media = resolve_source(request.media, "media", limits, settings.s3, s3_client)
+    outputs: list[ValidatedOutput] = []
+    for index, spec in enumerate(request.outputs):
+        field_name = f"outputs[{index}]"
+        source = resolve_source(spec.location, field_name, limits, settings.s3, s3_client)
+        data = source.read_all(limits.max_transcript_bytes, field_name)
+        format_name = spec.format or detect_format(source.name, data)
+        if format_name not in FORMATS:
+            raise InputError(source.display, "format",
+                             f"unknown format {format_name!r}; supported: {sorted(FORMATS)}")
+        transcript = parse_output(format_name, data, source.display, limits.max_text_chars)
+        outputs.append(ValidatedOutput(source, format_name, data, sha256_bytes(data), transcript))
+    formats = [o.format for o in outputs]
+    for duplicate in {f for f in formats if formats.count(f) > 1}:
+        raise InputError(request.media, "outputs",
+                         f"two outputs of format {duplicate!r}; one run has one output per format")
+    probe = probe_media(media)
+    for output in outputs:
+        _check_duration(output, probe, settings)
+    return PreparedIngest(media, probe, metadata, provenance, outputs)
+
+
+def store_media(vault: Vault, prepared: PreparedIngest,
+                progress: ProgressCallback | None = None) -> tuple[Artifact, bool]:
+    """Stream the media into the vault, hashing in the same pass; its SHA-256 is the media id.
+
+    Returns the artifact and whether the object was newly created."""
+    content_type = content_type_for(prepared.probe)
+    with prepared.media.open_stream() as stream:
+        result = vault.put_stream(
+            stream, lambda sha: media_original(sha), content_type, progress=progress
+        )
+    artifact = Artifact(key=result.key, sha256=result.sha256, size=result.size, kind="media",
+                        content_type=content_type)
+    return artifact, result.created
+
+
+def _put_derived(vault: Vault, key: str, data: bytes, kind: str, content_type: str,
+                 run_id: str, format_name: str | None) -> tuple[Artifact, bool]:
+    result = vault.put_bytes(key, data, content_type)
+    sha, size = result.sha256, result.size
+    if not result.created:
+        # Left by an interrupted attempt: describe what is stored, not what we just rendered.
+        existing = vault.get_bytes(key)
+        sha, size = sha256_bytes(existing), len(existing)
+    artifact = Artifact(key=key, sha256=sha, size=size, kind=kind,  # type: ignore[arg-type]
+                        content_type=content_type, run_id=run_id, format=format_name)
+    return artifact, result.created
+
+
+def ensure_vault_descriptor(vault: Vault) -> None:
+    """Write ``vault.json`` once, so a future reader knows the layout and schema version."""
+    if vault.head(VAULT_DESCRIPTOR) is None:
+        descriptor = {"format": "mediavault", "schema_version": SCHEMA_VERSION,
+                      "layout": "docs/architecture.md", "created_at": utc_now().isoformat()}
+        vault.put_bytes(VAULT_DESCRIPTOR, json.dumps(descriptor, indent=2).encode(),
+                        "application/json")
+
+
+def run_id_for(prepared: PreparedIngest) -> str:
+    return compute_run_id(_output_records(prepared), prepared.provenance)
+
+
+def _output_records(prepared: PreparedIngest) -> list[OutputRecord]:
+    return [OutputRecord(format=o.format, original_filename=o.source.name, sha256=o.sha256,
+                         size=len(o.data)) for o in prepared.outputs]
+
+
+def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRun | None:
+    """Store the raw outputs byte-exact, then their Parquet and subtitle renderings."""
+    primary = prepared.primary
+    if primary is None:
+        return None
+    records = _output_records(prepared)
+    run_id = compute_run_id(records, prepared.provenance)
+    transcript = primary.transcript
+    language = transcript.language or prepared.metadata.language
+    pieces: list[tuple[str, bytes, str, str, str | None]] = []
+    for output in prepared.outputs:
+        extension = FORMATS[output.format]
+        pieces.append((run_raw(media_id, run_id, output.format, extension), output.data,
+                       "raw-output", OUTPUT_CONTENT_TYPES[extension], output.format))
+    source_sha = primary.sha256
+    pieces += [
+        (run_derived(media_id, run_id, "statements.parquet"), table_to_parquet_bytes(
+            statements_table(transcript, media_id, run_id, source_sha)),
+         "statements", "application/vnd.apache.parquet", None),
+        (run_derived(media_id, run_id, "words.parquet"), table_to_parquet_bytes(
+            words_table(transcript, media_id, run_id, source_sha)),
+         "words", "application/vnd.apache.parquet", None),
+        (run_derived(media_id, run_id, "transcript.srt"),
+         render_srt(transcript.statements).encode(), "srt", "application/x-subrip", None),
+        (run_derived(media_id, run_id, "transcript.vtt"),
+         render_vtt(transcript.statements).encode(), "vtt", "text/vtt", None),
+        (run_derived(media_id, run_id, "transcript.txt"),
+         render_txt(transcript.statements).encode(), "txt", "text/plain; charset=utf-8", None),
+    ]
+    artifacts: list[Artifact] = []
+    created = 0
+    for key, data, kind, content_type, format_name in pieces:
+        artifact, was_created = _put_derived(vault, key, data, kind, content_type, run_id,
+                                             format_name)
+        artifacts.append(artifact)
+        created += was_created
+    run = Run(
+        run_id=run_id, provenance=prepared.provenance, created_at=utc_now(), outputs=records,
+        primary_format=primary.format, language=language,
+        statement_count=len(transcript.statements),
+        word_count=sum(len(s.words or []) for s in transcript.statements),
+        speakers=transcript.speakers(),
+    )
+    return StoredRun(run, artifacts, created)
+
+
+def commit_ingest(vault: Vault, prepared: PreparedIngest, media: Artifact,
+                  stored: StoredRun | None) -> manifests.CommitResult:
+    """Write the manifest last: a new media item, or a new run on an existing one."""
+    media_id = media.sha256
+
+    def derive(current):
+        if current is None:
+            return manifests.Manifest(
+                schema_version=SCHEMA_VERSION, media_id=media_id, version=1,
+                previous_version=None, created_at=utc_now(), change="ingest",
+                metadata=prepared.metadata,
+                media=MediaInfo(sha256=media.sha256, size=media.size,
+                                original_filename=prepared.media.name,
+                                content_type=media.content_type, probe=prepared.probe),
+                runs=[stored.run] if stored else [],
+                artifacts=[media, *(stored.artifacts if stored else [])],
+            )
+        if stored is None or current.run(stored.run.run_id) is not None:
+            return None
+        updated = current.model_copy(deep=True)
+        updated.created_at = utc_now()
+        updated.change = "new-run"
+        updated.runs.append(stored.run)
+        updated.artifacts.extend(stored.artifacts)
+        return updated
+
+    return manifests.commit(vault, media_id, derive, stored.run.run_id if stored else None)
+
+
+def ingest(vault: Vault, request: IngestRequest, settings: MediavaultSettings,
+           progress: ProgressCallback | None = None) -> IngestResult:
+    """All steps in one call (the CLI and batch chunks use this; the flow calls the steps)."""
+    prepared = prepare(request, settings)
+    ensure_vault_descriptor(vault)
+    media, media_created = store_media(vault, prepared, progress)
+    stored = store_run(vault, media.sha256, prepared)
+    committed = commit_ingest(vault, prepared, media, stored)
+    return IngestResult(
+        media_id=media.sha256, run_id=stored.run.run_id if stored else None,
+        manifest_version=committed.manifest.version, changed=committed.changed,
+        created_objects=(int(media_created) + (stored.created_objects if stored else 0)
+                         + int(committed.changed)),
+        journal_seq=committed.journal_seq,
+        statement_count=stored.run.statement_count if stored else 0,
+    )

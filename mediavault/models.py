@@ -1,0 +1,168 @@
+"""Pydantic models of everything mediavault writes to the vault. All carry a schema version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mediavault import SCHEMA_VERSION
+
+ArtifactKind = Literal["media", "raw-output", "statements", "words", "srt", "vtt", "txt"]
+Tier = Literal["hot", "archive"]
+ChangeKind = Literal["ingest", "new-run", "edit", "archive", "restore", "delete", "legal-hold"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Stable JSON bytes for hashing (sorted keys, no whitespace)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class MediaMetadata(_Strict):
+    title: str | None = Field(None, max_length=1000)
+    owner: str | None = Field(None, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    language: str | None = Field(None, max_length=35)
+    source_url: str | None = Field(None, max_length=4096)
+
+    @field_validator("title", "owner", "language", "source_url")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 and c not in "\t" for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag.strip() or len(tag) > 200 or any(ord(c) < 32 for c in tag):
+                raise ValueError(f"invalid tag {tag[:40]!r}: 1-200 printable characters")
+        return sorted(set(tags))
+
+
+class RunProvenance(_Strict):
+    """Who produced an AI output. WhisperX JSON does not say, so the caller does."""
+
+    model: str = Field("unknown", min_length=1, max_length=200)
+    version: str | None = Field(None, max_length=200)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class StreamInfo(_Strict):
+    index: int
+    type: str
+    codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class MediaProbe(_Strict):
+    container: str
+    duration_seconds: float | None
+    streams: list[StreamInfo]
+
+
+class Artifact(_Strict):
+    key: str
+    sha256: str
+    size: int
+    tier: Tier = "hot"
+    schema_version: int = SCHEMA_VERSION
+    kind: ArtifactKind
+    content_type: str
+    run_id: str | None = None
+    format: str | None = None
+
+
+class OutputRecord(_Strict):
+    format: str
+    original_filename: str
+    sha256: str
+    size: int
+
+
+class Run(_Strict):
+    run_id: str
+    provenance: RunProvenance
+    created_at: datetime
+    outputs: list[OutputRecord]
+    primary_format: str
+    language: str | None
+    statement_count: int
+    word_count: int
+    speakers: list[str]
+
+
+class MediaInfo(_Strict):
+    sha256: str
+    size: int
+    original_filename: str
+    content_type: str
+    probe: MediaProbe
+
+
+class Manifest(_Strict):
+    """The commit record of a media item. A media item exists only once its manifest does."""
+
+    schema_version: int = SCHEMA_VERSION
+    media_id: str
+    version: int
+    previous_version: int | None
+    created_at: datetime
+    change: ChangeKind
+    metadata: MediaMetadata
+    media: MediaInfo
+    runs: list[Run]
+    artifacts: list[Artifact]
+    legal_hold: bool = False
+
+    def run(self, run_id: str) -> Run | None:
+        return next((r for r in self.runs if r.run_id == run_id), None)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        document = json.loads(data)
+        version = document.get("schema_version", 0)
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"manifest schema version {version} is newer than this mediavault "
+                f"(reads up to {SCHEMA_VERSION}); upgrade mediavault"
+            )
+        return cls.model_validate(document)
+
+
+class JournalRecord(_Strict):
+    schema_version: int = SCHEMA_VERSION
+    seq: int
+    recorded_at: datetime
+    change: ChangeKind
+    media_id: str
+    manifest_version: int
+    manifest_key: str
+    run_id: str | None = None
+
+
+def compute_run_id(outputs: list[OutputRecord], provenance: RunProvenance) -> str:
+    """An AI run's identity: its raw output bytes together with its provenance."""
+    payload = {
+        "outputs": sorted((o.format, o.sha256) for o in outputs),
+        "provenance": provenance.model_dump(mode="json"),
+    }
+    return hashlib.sha256(canonical_json(payload)).hexdigest()[:32]
