@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -13,6 +14,8 @@ import pytest
 from mediavault.settings import MediavaultSettings, S3Options
 from mediavault.vault import LocalVault, Vault
 from mediavault.vault.s3 import S3Vault, make_s3_client
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL = FIXTURES / "real"
