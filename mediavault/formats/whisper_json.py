@@ -31,7 +31,8 @@ def decode_json(data: bytes, file: str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
-        hint = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
+        at_end = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
+        hint = " (the file looks truncated)" if at_end else ""
         raise InputError(file, where, f"invalid JSON: {exc.msg}{hint}") from None
     except ValueError as exc:
         raise InputError(file, "(document)", str(exc)) from None
