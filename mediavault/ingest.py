@@ -36,8 +36,7 @@ from mediavault.sources import Source, resolve_source
 from mediavault.vault.base import ProgressCallback, Vault
 from mediavault.vault.keys import VAULT_DESCRIPTOR, media_original, run_derived, run_raw
 
-OUTPUT_CONTENT_TYPES = {"json": "application/json", "srt": "application/x-subrip",
-                        "vtt": "text/vtt"}
+OUTPUT_CONTENT_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
 @dataclass
@@ -116,20 +115,20 @@ def _check_duration(output: ValidatedOutput, probe: MediaProbe, settings: Mediav
     if probe.duration_seconds is None:
         return
     limits = settings.limits
-    allowed = (probe.duration_seconds * (1 + limits.duration_tolerance_ratio)
-               + limits.duration_tolerance_seconds)
+    allowed = (
+        probe.duration_seconds * (1 + limits.duration_tolerance_ratio) + limits.duration_tolerance_seconds
+    )
     latest = output.transcript.max_time()
     if latest > allowed:
         raise InputError(
-            output.source.display, "segments.end",
+            output.source.display,
+            "segments.end",
             f"transcript runs to {latest:.3f}s but the media lasts {probe.duration_seconds:.3f}s "
             "(is this the output for another file?)",
         )
 
 
-def prepare(
-    request: IngestRequest, settings: MediavaultSettings, s3_client: Any = None
-) -> PreparedIngest:
+def prepare(request: IngestRequest, settings: MediavaultSettings, s3_client: Any = None) -> PreparedIngest:
     """Validate every input up front. Raises InputError naming the file and field."""
     limits = settings.limits
     metadata = _model(MediaMetadata, request.metadata, request.media, "metadata")
@@ -142,55 +141,70 @@ def prepare(
         data = source.read_all(limits.max_transcript_bytes, field_name)
         format_name = spec.format or detect_format(source.name, data)
         if format_name not in FORMATS:
-            raise InputError(source.display, "format",
-                             f"unknown format {format_name!r}; supported: {sorted(FORMATS)}")
+            raise InputError(
+                source.display, "format", f"unknown format {format_name!r}; supported: {sorted(FORMATS)}"
+            )
         transcript = parse_output(format_name, data, source.display, limits.max_text_chars)
         outputs.append(ValidatedOutput(source, format_name, data, sha256_bytes(data), transcript))
     formats = [o.format for o in outputs]
     for duplicate in {f for f in formats if formats.count(f) > 1}:
-        raise InputError(request.media, "outputs",
-                         f"two outputs of format {duplicate!r}; one run has one output per format")
+        raise InputError(
+            request.media,
+            "outputs",
+            f"two outputs of format {duplicate!r}; one run has one output per format",
+        )
     probe = probe_media(media)
     for output in outputs:
         _check_duration(output, probe, settings)
     return PreparedIngest(media, probe, metadata, provenance, outputs)
 
 
-def store_media(vault: Vault, prepared: PreparedIngest,
-                progress: ProgressCallback | None = None) -> tuple[Artifact, bool]:
+def store_media(
+    vault: Vault, prepared: PreparedIngest, progress: ProgressCallback | None = None
+) -> tuple[Artifact, bool]:
     """Stream the media into the vault, hashing in the same pass; its SHA-256 is the media id.
 
     Returns the artifact and whether the object was newly created."""
     content_type = content_type_for(prepared.probe)
     with prepared.media.open_stream() as stream:
-        result = vault.put_stream(
-            stream, lambda sha: media_original(sha), content_type, progress=progress
-        )
-    artifact = Artifact(key=result.key, sha256=result.sha256, size=result.size, kind="media",
-                        content_type=content_type)
+        result = vault.put_stream(stream, lambda sha: media_original(sha), content_type, progress=progress)
+    artifact = Artifact(
+        key=result.key, sha256=result.sha256, size=result.size, kind="media", content_type=content_type
+    )
     return artifact, result.created
 
 
-def _put_derived(vault: Vault, key: str, data: bytes, kind: str, content_type: str,
-                 run_id: str, format_name: str | None) -> tuple[Artifact, bool]:
+def _put_derived(
+    vault: Vault, key: str, data: bytes, kind: str, content_type: str, run_id: str, format_name: str | None
+) -> tuple[Artifact, bool]:
     result = vault.put_bytes(key, data, content_type)
     sha, size = result.sha256, result.size
     if not result.created:
         # Left by an interrupted attempt: describe what is stored, not what we just rendered.
         existing = vault.get_bytes(key)
         sha, size = sha256_bytes(existing), len(existing)
-    artifact = Artifact(key=key, sha256=sha, size=size, kind=kind,  # type: ignore[arg-type]
-                        content_type=content_type, run_id=run_id, format=format_name)
+    artifact = Artifact(
+        key=key,
+        sha256=sha,
+        size=size,
+        kind=kind,  # type: ignore[arg-type]
+        content_type=content_type,
+        run_id=run_id,
+        format=format_name,
+    )
     return artifact, result.created
 
 
 def ensure_vault_descriptor(vault: Vault) -> None:
     """Write ``vault.json`` once, so a future reader knows the layout and schema version."""
     if vault.head(VAULT_DESCRIPTOR) is None:
-        descriptor = {"format": "mediavault", "schema_version": SCHEMA_VERSION,
-                      "layout": "docs/architecture.md", "created_at": utc_now().isoformat()}
-        vault.put_bytes(VAULT_DESCRIPTOR, json.dumps(descriptor, indent=2).encode(),
-                        "application/json")
+        descriptor = {
+            "format": "mediavault",
+            "schema_version": SCHEMA_VERSION,
+            "layout": "docs/architecture.md",
+            "created_at": utc_now().isoformat(),
+        }
+        vault.put_bytes(VAULT_DESCRIPTOR, json.dumps(descriptor, indent=2).encode(), "application/json")
 
 
 def run_id_for(prepared: PreparedIngest) -> str:
@@ -198,8 +212,10 @@ def run_id_for(prepared: PreparedIngest) -> str:
 
 
 def _output_records(prepared: PreparedIngest) -> list[OutputRecord]:
-    return [OutputRecord(format=o.format, original_filename=o.source.name, sha256=o.sha256,
-                         size=len(o.data)) for o in prepared.outputs]
+    return [
+        OutputRecord(format=o.format, original_filename=o.source.name, sha256=o.sha256, size=len(o.data))
+        for o in prepared.outputs
+    ]
 
 
 def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRun | None:
@@ -209,38 +225,74 @@ def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRu
         return None
     records = _output_records(prepared)
     run_id = compute_run_id(records, prepared.provenance)
+    committed = manifests.latest_manifest(vault, media_id)
+    if committed is not None and (existing := committed.run(run_id)) is not None:
+        return StoredRun(existing, [a for a in committed.artifacts if a.run_id == run_id], 0)
     transcript = primary.transcript
     language = transcript.language or prepared.metadata.language
     pieces: list[tuple[str, bytes, str, str, str | None]] = []
     for output in prepared.outputs:
         extension = FORMATS[output.format]
-        pieces.append((run_raw(media_id, run_id, output.format, extension), output.data,
-                       "raw-output", OUTPUT_CONTENT_TYPES[extension], output.format))
+        pieces.append(
+            (
+                run_raw(media_id, run_id, output.format, extension),
+                output.data,
+                "raw-output",
+                OUTPUT_CONTENT_TYPES[extension],
+                output.format,
+            )
+        )
     source_sha = primary.sha256
     pieces += [
-        (run_derived(media_id, run_id, "statements.parquet"), table_to_parquet_bytes(
-            statements_table(transcript, media_id, run_id, source_sha)),
-         "statements", "application/vnd.apache.parquet", None),
-        (run_derived(media_id, run_id, "words.parquet"), table_to_parquet_bytes(
-            words_table(transcript, media_id, run_id, source_sha)),
-         "words", "application/vnd.apache.parquet", None),
-        (run_derived(media_id, run_id, "transcript.srt"),
-         render_srt(transcript.statements).encode(), "srt", "application/x-subrip", None),
-        (run_derived(media_id, run_id, "transcript.vtt"),
-         render_vtt(transcript.statements).encode(), "vtt", "text/vtt", None),
-        (run_derived(media_id, run_id, "transcript.txt"),
-         render_txt(transcript.statements).encode(), "txt", "text/plain; charset=utf-8", None),
+        (
+            run_derived(media_id, run_id, "statements.parquet"),
+            table_to_parquet_bytes(statements_table(transcript, media_id, run_id, source_sha)),
+            "statements",
+            "application/vnd.apache.parquet",
+            None,
+        ),
+        (
+            run_derived(media_id, run_id, "words.parquet"),
+            table_to_parquet_bytes(words_table(transcript, media_id, run_id, source_sha)),
+            "words",
+            "application/vnd.apache.parquet",
+            None,
+        ),
+        (
+            run_derived(media_id, run_id, "transcript.srt"),
+            render_srt(transcript.statements).encode(),
+            "srt",
+            "application/x-subrip",
+            None,
+        ),
+        (
+            run_derived(media_id, run_id, "transcript.vtt"),
+            render_vtt(transcript.statements).encode(),
+            "vtt",
+            "text/vtt",
+            None,
+        ),
+        (
+            run_derived(media_id, run_id, "transcript.txt"),
+            render_txt(transcript.statements).encode(),
+            "txt",
+            "text/plain; charset=utf-8",
+            None,
+        ),
     ]
     artifacts: list[Artifact] = []
     created = 0
     for key, data, kind, content_type, format_name in pieces:
-        artifact, was_created = _put_derived(vault, key, data, kind, content_type, run_id,
-                                             format_name)
+        artifact, was_created = _put_derived(vault, key, data, kind, content_type, run_id, format_name)
         artifacts.append(artifact)
         created += was_created
     run = Run(
-        run_id=run_id, provenance=prepared.provenance, created_at=utc_now(), outputs=records,
-        primary_format=primary.format, language=language,
+        run_id=run_id,
+        provenance=prepared.provenance,
+        created_at=utc_now(),
+        outputs=records,
+        primary_format=primary.format,
+        language=language,
         statement_count=len(transcript.statements),
         word_count=sum(len(s.words or []) for s in transcript.statements),
         speakers=transcript.speakers(),
@@ -248,20 +300,29 @@ def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRu
     return StoredRun(run, artifacts, created)
 
 
-def commit_ingest(vault: Vault, prepared: PreparedIngest, media: Artifact,
-                  stored: StoredRun | None) -> manifests.CommitResult:
+def commit_ingest(
+    vault: Vault, prepared: PreparedIngest, media: Artifact, stored: StoredRun | None
+) -> manifests.CommitResult:
     """Write the manifest last: a new media item, or a new run on an existing one."""
     media_id = media.sha256
 
     def derive(current):
         if current is None:
             return manifests.Manifest(
-                schema_version=SCHEMA_VERSION, media_id=media_id, version=1,
-                previous_version=None, created_at=utc_now(), change="ingest",
+                schema_version=SCHEMA_VERSION,
+                media_id=media_id,
+                version=1,
+                previous_version=None,
+                created_at=utc_now(),
+                change="ingest",
                 metadata=prepared.metadata,
-                media=MediaInfo(sha256=media.sha256, size=media.size,
-                                original_filename=prepared.media.name,
-                                content_type=media.content_type, probe=prepared.probe),
+                media=MediaInfo(
+                    sha256=media.sha256,
+                    size=media.size,
+                    original_filename=prepared.media.name,
+                    content_type=media.content_type,
+                    probe=prepared.probe,
+                ),
                 runs=[stored.run] if stored else [],
                 artifacts=[media, *(stored.artifacts if stored else [])],
             )
@@ -277,8 +338,12 @@ def commit_ingest(vault: Vault, prepared: PreparedIngest, media: Artifact,
     return manifests.commit(vault, media_id, derive, stored.run.run_id if stored else None)
 
 
-def ingest(vault: Vault, request: IngestRequest, settings: MediavaultSettings,
-           progress: ProgressCallback | None = None) -> IngestResult:
+def ingest(
+    vault: Vault,
+    request: IngestRequest,
+    settings: MediavaultSettings,
+    progress: ProgressCallback | None = None,
+) -> IngestResult:
     """All steps in one call (the CLI and batch chunks use this; the flow calls the steps)."""
     prepared = prepare(request, settings)
     ensure_vault_descriptor(vault)
@@ -286,10 +351,13 @@ def ingest(vault: Vault, request: IngestRequest, settings: MediavaultSettings,
     stored = store_run(vault, media.sha256, prepared)
     committed = commit_ingest(vault, prepared, media, stored)
     return IngestResult(
-        media_id=media.sha256, run_id=stored.run.run_id if stored else None,
-        manifest_version=committed.manifest.version, changed=committed.changed,
-        created_objects=(int(media_created) + (stored.created_objects if stored else 0)
-                         + int(committed.changed)),
+        media_id=media.sha256,
+        run_id=stored.run.run_id if stored else None,
+        manifest_version=committed.manifest.version,
+        changed=committed.changed,
+        created_objects=(
+            int(media_created) + (stored.created_objects if stored else 0) + int(committed.changed)
+        ),
         journal_seq=committed.journal_seq,
         statement_count=stored.run.statement_count if stored else 0,
     )

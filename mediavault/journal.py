@@ -45,18 +45,26 @@ def find_tail(vault: Vault) -> int:
 
 
 def append(
-    vault: Vault, change: str, media_id: str, manifest_version: int, manifest_key: str,
+    vault: Vault,
+    change: str,
+    media_id: str,
+    manifest_version: int,
+    manifest_key: str,
     run_id: str | None = None,
 ) -> JournalRecord:
     """Append one record; retries on the next number when a concurrent writer took one."""
     seq = find_tail(vault) + 1
     while True:
         record = JournalRecord(
-            seq=seq, recorded_at=utc_now(), change=change, media_id=media_id,  # type: ignore[arg-type]
-            manifest_version=manifest_version, manifest_key=manifest_key, run_id=run_id,
+            seq=seq,
+            recorded_at=utc_now(),
+            change=change,
+            media_id=media_id,  # type: ignore[arg-type]
+            manifest_version=manifest_version,
+            manifest_key=manifest_key,
+            run_id=run_id,
         )
-        if vault.put_bytes(journal_key(seq), record.model_dump_json().encode(),
-                           "application/json").created:
+        if vault.put_bytes(journal_key(seq), record.model_dump_json().encode(), "application/json").created:
             with _hints_lock:
                 _tail_hints[vault.url] = max(_tail_hints.get(vault.url, 0), seq)
             return record

@@ -66,8 +66,12 @@ def ensure_journaled(vault: Vault, manifest: Manifest, run_id: str | None = None
     if vault.head(marker) is not None:
         return None
     record = journal.append(
-        vault, manifest.change, manifest.media_id, manifest.version,
-        manifest_key(manifest.media_id, manifest.version), run_id,
+        vault,
+        manifest.change,
+        manifest.media_id,
+        manifest.version,
+        manifest_key(manifest.media_id, manifest.version),
+        run_id,
     )
     vault.put_bytes(marker, json.dumps({"seq": record.seq}).encode(), "application/json")
     return record.seq

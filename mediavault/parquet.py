@@ -73,9 +73,7 @@ def _metadata(table: str, transcript: Transcript, source_sha256: str) -> dict[st
     }
 
 
-def statements_table(
-    transcript: Transcript, media_id: str, run_id: str, source_sha256: str
-) -> pa.Table:
+def statements_table(transcript: Transcript, media_id: str, run_id: str, source_sha256: str) -> pa.Table:
     rows = [
         {
             "media_id": media_id,

@@ -65,9 +65,7 @@ class IngestLimits(BaseModel):
 class MediavaultSettings(BaseSettings):
     """Every knob mediavault has. Env prefix ``MEDIAVAULT_``, nested with ``__``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MEDIAVAULT_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="MEDIAVAULT_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(default_factory=default_home)
     vault_url: str | None = Field(

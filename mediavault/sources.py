@@ -32,7 +32,8 @@ def check_filename(name: str, file: str, field: str, limits: IngestLimits) -> st
         raise InputError(file, field, "names a directory, not a file")
     if len(base.encode()) > limits.max_filename_bytes:
         raise InputError(
-            file[:80] + "...", field,
+            file[:80] + "...",
+            field,
             f"file name is {len(base.encode())} bytes; the limit is {limits.max_filename_bytes}",
         )
     return base
@@ -67,9 +68,11 @@ class Source:
 
     def read_all(self, limit: int, field: str) -> bytes:
         if self.size > limit:
-            raise InputError(self.display, field,
-                             f"is {self.size:,} bytes; the limit is {limit:,} "
-                             "(limits.max_transcript_bytes)")
+            raise InputError(
+                self.display,
+                field,
+                f"is {self.size:,} bytes; the limit is {limit:,} (limits.max_transcript_bytes)",
+            )
         with self.open_stream() as stream:
             return stream.read()
 
@@ -99,9 +102,9 @@ class S3RangeReader(io.RawIOBase):
         if self._pos >= self._size or len(buffer) == 0:
             return 0
         end = min(self._size, self._pos + len(buffer)) - 1
-        body = self._client.get_object(
-            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}"
-        )["Body"].read()
+        body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}")[
+            "Body"
+        ].read()
         buffer[: len(body)] = body
         self._pos += len(body)
         return len(body)
@@ -113,7 +116,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 def resolve_source(
-    location: str, field: str, limits: IngestLimits, s3: S3Options | None = None,
+    location: str,
+    field: str,
+    limits: IngestLimits,
+    s3: S3Options | None = None,
     s3_client: Any = None,
 ) -> Source:
     """Check that an input exists and is a readable, non-empty regular file."""

@@ -95,3 +95,34 @@ def real_fixture(tmp_path: Path):
         return target
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real SecantusDB server (MongoDB wire protocol) on loopback, started by the product's launcher."""
+    from mediavault import embedded
+
+    base = tmp_path_factory.mktemp("secantus")
+    server = embedded.ensure_running(base)
+    yield server.url
+    embedded.stop(base)
+
+
+@pytest.fixture
+def mongo_db(mongo_url: str):
+    from pymongo import MongoClient
+
+    client: MongoClient = MongoClient(mongo_url, tz_aware=True)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary Prefect API (prefect_test_harness starts a real local server)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -27,10 +27,12 @@ def make_wav(path: Path, seconds: float, frequency: float = 440.0, rate: int = 8
         chunk = 8000
         for offset in range(0, frames, chunk):
             count = min(chunk, frames - offset)
-            out.writeframes(b"".join(
-                struct.pack("<h", int(12000 * math.sin(2 * math.pi * frequency * (offset + i) / rate)))
-                for i in range(count)
-            ))
+            out.writeframes(
+                b"".join(
+                    struct.pack("<h", int(12000 * math.sin(2 * math.pi * frequency * (offset + i) / rate)))
+                    for i in range(count)
+                )
+            )
     return path
 
 

@@ -14,8 +14,13 @@ from mediavault.vault import Vault
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, make_wav, stored_keys
 
-GOOD_SEGMENT = {"start": 0.5, "end": 2.0, "text": " Hello.", "speaker": "SPEAKER_00",
-                "words": [{"word": "Hello.", "start": 0.5, "end": 1.0, "score": 0.9}]}
+GOOD_SEGMENT = {
+    "start": 0.5,
+    "end": 2.0,
+    "text": " Hello.",
+    "speaker": "SPEAKER_00",
+    "words": [{"word": "Hello.", "start": 0.5, "end": 1.0, "score": 0.9}],
+}
 
 
 def write(tmp_path: Path, name: str, content: bytes | str) -> Path:
@@ -52,15 +57,21 @@ BAD_JSON_CASES = {
     "speaker is a number": (whisperx([{**GOOD_SEGMENT, "speaker": 3}]), "segments[0].speaker"),
     "text missing": (whisperx([{"start": 0.0, "end": 1.0}]), "segments[0].text"),
     "words not a list": (whisperx([{**GOOD_SEGMENT, "words": "Hello"}]), "segments[0].words"),
-    "word start is bool": (whisperx([{**GOOD_SEGMENT, "words": [{"word": "a", "start": True}]}]),
-                           "segments[0].words[0].start"),
+    "word start is bool": (
+        whisperx([{**GOOD_SEGMENT, "words": [{"word": "a", "start": True}]}]),
+        "segments[0].words[0].start",
+    ),
     "NaN timestamp": ('{"segments": [{"start": NaN, "end": 2.0, "text": "x"}]}', "(document)"),
     "Infinity timestamp": ('{"segments": [{"start": 0, "end": Infinity, "text": "x"}]}', "(document)"),
     "negative timestamp": (whisperx([{**GOOD_SEGMENT, "start": -1.0}]), "segments[0].start"),
-    "reversed segment": (whisperx([GOOD_SEGMENT, {**GOOD_SEGMENT, "start": 5.0, "end": 4.0}]),
-                         "segments[1].end"),
-    "reversed word": (whisperx([{**GOOD_SEGMENT, "words": [{"word": "a", "start": 2, "end": 1}]}]),
-                      "segments[0].words[0].end"),
+    "reversed segment": (
+        whisperx([GOOD_SEGMENT, {**GOOD_SEGMENT, "start": 5.0, "end": 4.0}]),
+        "segments[1].end",
+    ),
+    "reversed word": (
+        whisperx([{**GOOD_SEGMENT, "words": [{"word": "a", "start": 2, "end": 1}]}]),
+        "segments[0].words[0].end",
+    ),
     "tokens not ints": (whisperx([{**GOOD_SEGMENT, "tokens": [1, "2"]}]), "segments[0].tokens"),
     "NUL inside text": (whisperx([{**GOOD_SEGMENT, "text": "a\u0000b"}]), "segments[0].text"),
 }
@@ -150,8 +161,12 @@ def test_huge_file(vault: Vault, settings_for, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "field"),
-    [("../../x.json", "outputs[0]"), ("a\u0000b.json", "outputs[0]"), ("n" * 300 + ".json", "outputs[0]"),
-     ("tab\there.json", "outputs[0]")],
+    [
+        ("../../x.json", "outputs[0]"),
+        ("a\u0000b.json", "outputs[0]"),
+        ("n" * 300 + ".json", "outputs[0]"),
+        ("tab\there.json", "outputs[0]"),
+    ],
 )
 def test_hostile_file_names(vault: Vault, settings_for, name: str, field: str) -> None:
     request = IngestRequest(media=str(JFK_MEDIA), outputs=[OutputSpec(f"/tmp/{name}")])
@@ -174,8 +189,9 @@ def test_explicit_unknown_format(vault: Vault, settings_for, tmp_path: Path) -> 
 
 
 def test_missing_output_file(vault: Vault, settings_for, tmp_path: Path) -> None:
-    expect_rejected(vault, settings_for(vault), with_output(tmp_path / "nowhere.json"), "nowhere.json",
-                    "outputs[0]")
+    expect_rejected(
+        vault, settings_for(vault), with_output(tmp_path / "nowhere.json"), "nowhere.json", "outputs[0]"
+    )
 
 
 def test_missing_media_file(vault: Vault, settings_for, tmp_path: Path) -> None:
@@ -192,8 +208,12 @@ def test_missing_s3_media(vault: Vault, settings_for, s3_options, s3_bucket) -> 
 
 @pytest.mark.parametrize(
     ("metadata", "field"),
-    [({"title": "x" * 5000}, "metadata.title"), ({"tags": ["ok", ""]}, "metadata.tags"),
-     ({"owner": "a\nb"}, "metadata.owner"), ({"colour": "red"}, "metadata.colour")],
+    [
+        ({"title": "x" * 5000}, "metadata.title"),
+        ({"tags": ["ok", ""]}, "metadata.tags"),
+        ({"owner": "a\nb"}, "metadata.owner"),
+        ({"colour": "red"}, "metadata.colour"),
+    ],
 )
 def test_bad_metadata(vault: Vault, settings_for, metadata: dict, field: str) -> None:
     request = IngestRequest(media=str(JFK_MEDIA), metadata=metadata)
@@ -201,6 +221,8 @@ def test_bad_metadata(vault: Vault, settings_for, metadata: dict, field: str) ->
 
 
 def test_two_outputs_of_one_format(vault: Vault, settings_for) -> None:
-    request = IngestRequest(media=str(JFK_MEDIA), outputs=[
-        OutputSpec(str(REAL / "whisper_en_jfk.srt")), OutputSpec(str(REAL / "whisper_en_jfk.srt"))])
+    request = IngestRequest(
+        media=str(JFK_MEDIA),
+        outputs=[OutputSpec(str(REAL / "whisper_en_jfk.srt")), OutputSpec(str(REAL / "whisper_en_jfk.srt"))],
+    )
     expect_rejected(vault, settings_for(vault), request, "jfk.flac", "outputs")

@@ -55,7 +55,8 @@ def request() -> IngestRequest:
     return IngestRequest(
         media=str(JFK_MEDIA),
         outputs=[OutputSpec(str(REAL / "whisper_en_jfk.json")), OutputSpec(str(REAL / "whisper_en_jfk.vtt"))],
-        metadata={"title": "JFK"}, provenance={"model": "openai-whisper"},
+        metadata={"title": "JFK"},
+        provenance={"model": "openai-whisper"},
     )
 
 
@@ -89,7 +90,8 @@ def test_crash_at_every_write_then_rerun_converges(vault: Vault, settings_for, t
         assert manifest.version == 1 and len(manifest.runs) == 1
         records = list(journal.read(target))
         assert {(r.media_id, r.manifest_version) for r in records} == {(result.media_id, 1)}, (
-            f"crash at write {crash_at}: the manifest must end up journaled")
+            f"crash at write {crash_at}: the manifest must end up journaled"
+        )
 
 
 def write_noise_wav(path: Path, seconds: int, rate: int = 48000) -> Path:
@@ -116,19 +118,25 @@ print("done", flush=True)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "s3"])
-def test_sigkill_during_real_ingest_then_rerun(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_sigkill_during_real_ingest_then_rerun(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     media = write_noise_wav(tmp_path / "big.wav", seconds=200)  # ~38 MB
     env = {**os.environ, "MEDIAVAULT_HOME": str(tmp_path / "home"), "MEDIAVAULT_MONGO_MODE": "disabled"}
     if backend == "s3":
         options = request.getfixturevalue("s3_options")
         bucket = request.getfixturevalue("s3_bucket")
-        env.update({"MEDIAVAULT_VAULT_URL": f"s3://{bucket}/killed",
-                    "MEDIAVAULT_S3__ENDPOINT_URL": options.endpoint_url,
-                    "MEDIAVAULT_S3__ACCESS_KEY_ID": "testing",
-                    "MEDIAVAULT_S3__SECRET_ACCESS_KEY": "testing-secret",
-                    "MEDIAVAULT_S3__PATH_STYLE": "true",
-                    "MEDIAVAULT_S3__MULTIPART_THRESHOLD": str(5 * 1024 * 1024),
-                    "MEDIAVAULT_S3__MULTIPART_CHUNKSIZE": str(5 * 1024 * 1024)})
+        env.update(
+            {
+                "MEDIAVAULT_VAULT_URL": f"s3://{bucket}/killed",
+                "MEDIAVAULT_S3__ENDPOINT_URL": options.endpoint_url,
+                "MEDIAVAULT_S3__ACCESS_KEY_ID": "testing",
+                "MEDIAVAULT_S3__SECRET_ACCESS_KEY": "testing-secret",
+                "MEDIAVAULT_S3__PATH_STYLE": "true",
+                "MEDIAVAULT_S3__MULTIPART_THRESHOLD": str(5 * 1024 * 1024),
+                "MEDIAVAULT_S3__MULTIPART_CHUNKSIZE": str(5 * 1024 * 1024),
+            }
+        )
         vault: Vault = S3Vault(bucket, "killed", options)
     else:
         env["MEDIAVAULT_VAULT_URL"] = (tmp_path / "vault").as_uri()
@@ -137,8 +145,9 @@ def test_sigkill_during_real_ingest_then_rerun(backend: str, tmp_path: Path, req
         vault = LocalVault(tmp_path / "vault")
     kills = 0
     for delay in (0.0, 0.15, 0.4, 0.8, 1.5):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(media)], env=env,
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(media)], env=env, stdout=subprocess.PIPE, text=True
+        )
         assert child.stdout.readline().strip() == "started"
         time.sleep(delay)
         if child.poll() is None:
@@ -147,8 +156,9 @@ def test_sigkill_during_real_ingest_then_rerun(backend: str, tmp_path: Path, req
         child.wait(timeout=60)
         assert assert_no_manifest_names_a_missing_object(vault) in (0, 1)
     assert kills >= 2, "the child finished too fast to be killed mid-way"
-    final = subprocess.run([sys.executable, "-c", CHILD, str(media)], env=env, capture_output=True,
-                           text=True, timeout=300)
+    final = subprocess.run(
+        [sys.executable, "-c", CHILD, str(media)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert final.returncode == 0, final.stderr
     assert assert_no_manifest_names_a_missing_object(vault) == 1
     media_id = manifests.list_media_ids(vault)[0]

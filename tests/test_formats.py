@@ -49,8 +49,7 @@ def test_parquet_files_have_explicit_schema_zstd_and_version(name: str) -> None:
     assert parquet_file.metadata.row_group(0).column(0).compression == "ZSTD"
     meta = parquet_file.schema_arrow.metadata
     assert meta[b"mediavault.schema_version"] == str(SCHEMA_VERSION).encode()
-    words = pq.read_table(pa.BufferReader(table_to_parquet_bytes(
-        words_table(transcript, MEDIA, RUN, "ab"))))
+    words = pq.read_table(pa.BufferReader(table_to_parquet_bytes(words_table(transcript, MEDIA, RUN, "ab"))))
     assert words.schema.remove_metadata() == WORDS_SCHEMA
 
 
@@ -78,14 +77,21 @@ def test_quirks_of_real_whisperx_output_survive() -> None:
 @pytest.mark.parametrize("name", SUBTITLE_FIXTURES)
 def test_subtitles_parse_and_render_back_byte_exact(name: str) -> None:
     transcript = parse_fixture(name)
-    rendered = render_srt(transcript.statements) if name.endswith(".srt") else render_vtt(
-        transcript.statements)
+    rendered = (
+        render_srt(transcript.statements) if name.endswith(".srt") else render_vtt(transcript.statements)
+    )
     assert rendered == (REAL / name).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
-    "json_name", ["whisperx_fr_call_diarized", "whisperx_en_numbers_untimed", "whisper_en_jfk",
-                  "whisperx_en_call2_nospeaker", "fasterwhisper_ca_diarized"],
+    "json_name",
+    [
+        "whisperx_fr_call_diarized",
+        "whisperx_en_numbers_untimed",
+        "whisper_en_jfk",
+        "whisperx_en_call2_nospeaker",
+        "fasterwhisper_ca_diarized",
+    ],
 )
 def test_rendering_from_json_matches_the_tools_own_subtitles(json_name: str) -> None:
     transcript = parse_fixture(f"{json_name}.json")

@@ -15,17 +15,28 @@ from mediavault.parquet import read_transcript
 from mediavault.vault import Vault
 from mediavault.vault.keys import manifest_key
 from tests.conftest import REAL
-from tests.helpers import JFK_JSON, JFK_MEDIA, assert_no_manifest_names_a_missing_object, make_wav, stored_keys
+from tests.helpers import (
+    JFK_JSON,
+    JFK_MEDIA,
+    assert_no_manifest_names_a_missing_object,
+    make_wav,
+    stored_keys,
+)
 
 
 def jfk_request(**provenance) -> IngestRequest:
     return IngestRequest(
         media=str(JFK_MEDIA),
         outputs=[OutputSpec(str(JFK_JSON)), OutputSpec(str(REAL / "whisper_en_jfk.srt"))],
-        metadata={"title": "Inaugural address", "owner": "archive", "tags": ["speech", "1961"],
-                  "language": "en", "source_url": "https://example.org/jfk"},
-        provenance=provenance or {"model": "openai-whisper", "version": "20231117",
-                                  "parameters": {"model": "tiny"}},
+        metadata={
+            "title": "Inaugural address",
+            "owner": "archive",
+            "tags": ["speech", "1961"],
+            "language": "en",
+            "source_url": "https://example.org/jfk",
+        },
+        provenance=provenance
+        or {"model": "openai-whisper", "version": "20231117", "parameters": {"model": "tiny"}},
     )
 
 
@@ -52,7 +63,8 @@ def test_ingest_commits_everything_with_checksums(vault: Vault, settings_for) ->
     assert run.provenance.model == "openai-whisper" and run.primary_format == "whisper-json"
     records = list(journal.read(vault))
     assert [(r.seq, r.change, r.media_id, r.manifest_version) for r in records] == [
-        (1, "ingest", result.media_id, 1)]
+        (1, "ingest", result.media_id, 1)
+    ]
 
 
 def test_reingest_writes_zero_new_objects(vault: Vault, settings_for) -> None:
@@ -71,8 +83,11 @@ def test_new_run_adds_and_never_touches_earlier_runs(vault: Vault, settings_for)
     first = ingest(vault, jfk_request(), settings)
     v1_bytes = vault.get_bytes(manifest_key(first.media_id, 1))
     earlier = {k: vault.get_bytes(k) for k in stored_keys(vault)}
-    second = ingest(vault, jfk_request(model="openai-whisper", version="20231117",
-                                      parameters={"model": "large-v3"}), settings)
+    second = ingest(
+        vault,
+        jfk_request(model="openai-whisper", version="20231117", parameters={"model": "large-v3"}),
+        settings,
+    )
     assert second.media_id == first.media_id and second.run_id != first.run_id
     assert second.manifest_version == 2
     for key, data in earlier.items():
@@ -87,8 +102,12 @@ def test_new_run_adds_and_never_touches_earlier_runs(vault: Vault, settings_for)
 def test_normalized_parquet_of_a_real_whisperx_output(vault: Vault, settings_for, tmp_path) -> None:
     media = make_wav(tmp_path / "call.wav", seconds=210)
     name = "whisperx_fr_call_diarized.json"
-    request = IngestRequest(media=str(media), outputs=[OutputSpec(str(REAL / name))],
-                            metadata={"title": "Appel"}, provenance={"model": "whisperx"})
+    request = IngestRequest(
+        media=str(media),
+        outputs=[OutputSpec(str(REAL / name))],
+        metadata={"title": "Appel"},
+        provenance={"model": "whisperx"},
+    )
     result = ingest(vault, request, settings_for(vault))
     manifest = manifests.latest_manifest(vault, result.media_id)
     key_of = {a.kind: a.key for a in manifest.artifacts}

@@ -30,7 +30,8 @@ def detect_format(filename: str, data: bytes) -> str:
         document = decode_json(data, filename)
         return "whisper-json" if looks_like_whisper(document) else "whisperx-json"
     raise InputError(
-        filename, "format",
+        filename,
+        "format",
         "unknown AI output format; supported: WhisperX/Whisper JSON (.json), SRT (.srt), "
         "WebVTT (.vtt). Pass the format explicitly if the extension is unusual.",
     )

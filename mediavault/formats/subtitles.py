@@ -32,7 +32,7 @@ def _seconds(match: re.Match[str]) -> float:
 def _split_speaker(text: str) -> tuple[str | None, str]:
     match = _SPEAKER_PREFIX.match(text)
     if match:
-        return match["speaker"], text[match.end():]
+        return match["speaker"], text[match.end() :]
     return None, text
 
 
@@ -72,13 +72,14 @@ def _parse_cues(
                 raise InputError(file, f"{cue_path}.{label}", f"bad timestamp {value!r}")
             times.append(_seconds(match))
         check.time_range(times[0], times[1], cue_path)
-        body = "\n".join(block[timing_index + 1:])
+        body = "\n".join(block[timing_index + 1 :])
         check.text(body, f"{cue_path}.text", required=False)
         speaker, body = _split_speaker(body)
         extra = {"cue_id": block[0]} if timing_index == 1 and skip_header else None
         statements.append(
-            Statement(seq=len(statements), start=times[0], end=times[1], text=body,
-                      speaker=speaker, extra=extra)
+            Statement(
+                seq=len(statements), start=times[0], end=times[1], text=body, speaker=speaker, extra=extra
+            )
         )
     return statements
 

@@ -8,8 +8,16 @@ from typing import Any
 # Segment keys that have their own column; everything else goes to ``extra``.
 SEGMENT_NUMBER_FIELDS = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
 SEGMENT_INT_FIELDS = ("id", "seek")
-SEGMENT_KNOWN = {"start", "end", "text", "speaker", "words", "tokens", *SEGMENT_NUMBER_FIELDS,
-                 *SEGMENT_INT_FIELDS}
+SEGMENT_KNOWN = {
+    "start",
+    "end",
+    "text",
+    "speaker",
+    "words",
+    "tokens",
+    *SEGMENT_NUMBER_FIELDS,
+    *SEGMENT_INT_FIELDS,
+}
 WORD_KNOWN = {"word", "start", "end", "score", "probability", "speaker"}
 
 

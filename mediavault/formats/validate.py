@@ -45,8 +45,9 @@ class FieldChecker:
             raise self.fail(path, f"must be a string, got {type(value).__name__} {value!r:.40}")
         if len(value) > self.max_text_chars:
             raise self.fail(
-                path, f"string of {len(value):,} characters exceeds the limit of "
-                f"{self.max_text_chars:,} (limits.max_text_chars)"
+                path,
+                f"string of {len(value):,} characters exceeds the limit of "
+                f"{self.max_text_chars:,} (limits.max_text_chars)",
             )
         if "\0" in value:
             raise self.fail(path, "contains a NUL character")

@@ -41,8 +41,10 @@ def decode_json(data: bytes, file: str) -> Any:
 def looks_like_whisper(document: Any) -> bool:
     """openai-whisper / faster-whisper segments carry decoder fields (tokens, seek)."""
     segments = document.get("segments") if isinstance(document, dict) else None
-    return bool(segments) and isinstance(segments[0], dict) and (
-        "tokens" in segments[0] or "seek" in segments[0]
+    return (
+        bool(segments)
+        and isinstance(segments[0], dict)
+        and ("tokens" in segments[0] or "seek" in segments[0])
     )
 
 

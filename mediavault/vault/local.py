@@ -154,4 +154,3 @@ class LocalVault:
     def abandoned_tmp_files(self) -> list[Path]:
         """Temp files left by a killed writer (garbage, never referenced by a manifest)."""
         return sorted((self.root / _TMP_DIR).iterdir())
-

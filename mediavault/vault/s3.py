@@ -83,8 +83,11 @@ class S3Vault:
         )
 
     def _key(self, key: str) -> str:
-        if not key or key.startswith("/") or "\0" in key or any(
-            part in ("", ".", "..") for part in key.split("/")
+        if (
+            not key
+            or key.startswith("/")
+            or "\0" in key
+            or any(part in ("", ".", "..") for part in key.split("/"))
         ):
             raise ValueError(f"invalid vault key: {key!r}")
         return self.prefix + key
@@ -135,7 +138,10 @@ class S3Vault:
         reader = HashingReader(stream, progress)
         staged = self.prefix + staging_key(uuid.uuid4().hex)
         self.client.upload_fileobj(
-            reader, self.bucket, staged, Config=self.transfer,
+            reader,
+            self.bucket,
+            staged,
+            Config=self.transfer,
             ExtraArgs={"ContentType": content_type or "application/octet-stream"},
         )
         try:
@@ -189,7 +195,7 @@ class S3Vault:
             args["StartAfter"] = self.prefix + start_after
         for page in paginator.paginate(**args):
             for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix):]
+                yield item["Key"][len(self.prefix) :]
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -1,0 +1,1 @@
+"""Prefect flows. They orchestrate; the work is in ``mediavault`` behind thin tasks."""

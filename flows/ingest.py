@@ -1,0 +1,209 @@
+"""The ingest flows: one media item with its AI outputs, or a whole inbox in chunks."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+from prefect.states import Failed
+from pydantic import Field
+
+from blocks import resolve_settings
+from mediavault import inbox
+from mediavault.errors import InputError
+from mediavault.ingest import IngestRequest, OutputSpec
+from mediavault.vault import vault_from_settings
+from mediavault.vault.s3 import make_s3_client
+from tasks.ingest import commit_manifest, ingest_chunk, record_status, store_media, store_run, validate_inputs
+
+
+def _job_id() -> str:
+    return str(flow_run.get_id() or "local")
+
+
+def _summary_markdown(result: dict[str, Any], manifest: Any) -> str:
+    lines = [
+        f"# Ingested `{result['media_id'][:16]}…`",
+        "",
+        f"- **title**: {manifest.metadata.title or '-'}",
+        f"- **manifest**: v{manifest.version} ({'new' if result['changed'] else 'unchanged'})",
+        f"- **new objects**: {result['created_objects']}",
+        f"- **runs**: {len(manifest.runs)}",
+        "",
+        "| kind | key | bytes | sha256 |",
+        "|---|---|---:|---|",
+    ]
+    lines += [f"| {a.kind} | `{a.key}` | {a.size:,} | `{a.sha256[:16]}…` |" for a in manifest.artifacts]
+    return "\n".join(lines)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(
+    media: Annotated[str, Field(description="Local path or s3:// URL of the audio/video file.")],
+    outputs: Annotated[
+        list[str] | None,
+        Field(description="AI outputs: WhisperX/Whisper JSON, SRT, VTT (paths or s3:// URLs)."),
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        Field(
+            description="Force the format of every output "
+            "(whisperx-json, whisper-json, srt, vtt); default: detect."
+        ),
+    ] = None,
+    title: Annotated[str | None, Field(description="Title shown in search results.")] = None,
+    owner: Annotated[str | None, Field(description="Owning person or team.")] = None,
+    tags: Annotated[list[str] | None, Field(description="Free-form tags.")] = None,
+    language: Annotated[str | None, Field(description="Spoken language, e.g. 'en'.")] = None,
+    source_url: Annotated[str | None, Field(description="Where the media came from.")] = None,
+    model: Annotated[
+        str, Field(description="Model that produced the outputs, e.g. 'whisperx large-v3'.")
+    ] = "unknown",
+    model_version: Annotated[str | None, Field(description="Version of that model or tool.")] = None,
+    model_parameters: Annotated[
+        dict[str, Any] | None, Field(description="Parameters of the AI run (beam size, ...).")
+    ] = None,
+    config_block: Annotated[str | None, Field(description="Name of a 'mediavault-config' block.")] = None,
+    vault_url: Annotated[str | None, Field(description="Override the vault (file:// or s3://).")] = None,
+) -> dict[str, Any]:
+    """Store media and its AI outputs in the vault: validated, checksummed, committed."""
+    logger = get_run_logger()
+    settings = resolve_settings(config_block, vault_url=vault_url)
+    vault = vault_from_settings(settings)
+    job_id = _job_id()
+    request = IngestRequest(
+        media=media,
+        outputs=[OutputSpec(o, output_format) for o in outputs or []],
+        metadata={
+            k: v
+            for k, v in {
+                "title": title,
+                "owner": owner,
+                "tags": tags,
+                "language": language,
+                "source_url": source_url,
+            }.items()
+            if v
+        },
+        provenance={"model": model, "version": model_version, "parameters": model_parameters or {}},
+    )
+    try:
+        prepared = validate_inputs(request, settings)
+    except InputError as exc:
+        record_status(settings, job_id, "rejected", error=str(exc), media=media)
+        create_markdown_artifact(
+            f"# Ingest rejected\n\n`{exc}`\n\nNothing was written.",
+            key="ingest-summary",
+            description="ingest rejected",
+        )
+        raise
+    media_state = store_media(vault, prepared, return_state=True)
+    media_artifact, media_created = media_state.result()
+    media_created = media_created and media_state.name != "Cached"
+    media_id = media_artifact.sha256
+    record_status(settings, job_id, "media-stored", media_id, to_status="ingesting")
+    try:
+        run_state = store_run(vault, media_id, prepared, return_state=True)
+        stored = run_state.result()
+        run_created = 0 if stored is None or run_state.name == "Cached" else stored.created_objects
+        committed = commit_manifest(vault, prepared, media_artifact, stored)
+    except Exception as exc:
+        record_status(settings, job_id, "failed", media_id, to_status="failed", error=str(exc))
+        raise
+    record_status(
+        settings,
+        job_id,
+        "committed",
+        media_id,
+        manifest=committed.manifest,
+        to_status="committed",
+        manifest_version=committed.manifest.version,
+    )
+    result = {
+        "media_id": media_id,
+        "run_id": stored.run.run_id if stored else None,
+        "manifest_version": committed.manifest.version,
+        "changed": committed.changed,
+        "created_objects": int(media_created) + run_created + int(committed.changed),
+        "journal_seq": committed.journal_seq,
+        "vault": vault.url,
+    }
+    create_markdown_artifact(
+        _summary_markdown(result, committed.manifest),
+        key="ingest-summary",
+        description=f"ingest of {prepared.media.name}",
+    )
+    logger.info("committed %s as manifest v%d", media_id, committed.manifest.version)
+    return result
+
+
+@flow(name="batch-ingest", log_prints=True)
+def batch_ingest_flow(
+    source: Annotated[
+        str,
+        Field(
+            description="A local folder or an s3://bucket/inbox/ prefix holding "
+            "media files with sidecar outputs (talk.mp4 + talk.json/.srt/.vtt + talk.meta.json)."
+        ),
+    ],
+    owner: Annotated[str | None, Field(description="Default owner for every item.")] = None,
+    tags: Annotated[list[str] | None, Field(description="Default tags for every item.")] = None,
+    language: Annotated[str | None, Field(description="Default language.")] = None,
+    model: Annotated[str, Field(description="Default model name for the AI outputs.")] = "unknown",
+    model_version: Annotated[str | None, Field(description="Default model version.")] = None,
+    chunk_size: Annotated[int | None, Field(description="Items per task (default from settings).")] = None,
+    max_concurrency: Annotated[int | None, Field(description="Chunks running at once.")] = None,
+    config_block: Annotated[str | None, Field(description="Name of a 'mediavault-config' block.")] = None,
+    vault_url: Annotated[str | None, Field(description="Override the vault (file:// or s3://).")] = None,
+):
+    """Ingest every item of an inbox in chunks with bounded concurrency; bad items fail alone."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    settings = resolve_settings(config_block, vault_url=vault_url)
+    vault = vault_from_settings(settings)
+    job_id = _job_id()
+    s3_client = make_s3_client(settings.s3) if source.startswith("s3://") else None
+    items = inbox.discover(source, s3_client)
+    defaults = {
+        "metadata": {k: v for k, v in {"owner": owner, "tags": tags, "language": language}.items() if v},
+        "provenance": {"model": model, "version": model_version},
+    }
+    chunks = inbox.chunked(items, chunk_size or settings.batch_chunk_size)
+    window = max(1, max_concurrency or settings.batch_max_concurrency)
+    logger.info("%d items in %d chunks, %d at a time", len(items), len(chunks), window)
+    results: list[inbox.ItemResult] = []
+    for start in range(0, len(chunks), window):
+        futures = [
+            ingest_chunk.submit(vault, chunk, defaults, settings, job_id)
+            for chunk in chunks[start : start + window]
+        ]
+        for future in futures:
+            results.extend(future.result())
+    report = inbox.summarize(results, started)
+    create_table_artifact(
+        [
+            {
+                "item": r["name"],
+                "ok": r["ok"],
+                "media_id": r["media_id"] or "",
+                "new objects": r["created_objects"],
+                "error": r["error"] or "",
+            }
+            for r in report["results"]
+        ],
+        key="batch-ingest-report",
+        description=f"{report['succeeded']} ok, {report['failed']} failed",
+    )
+    logger.info(
+        "batch done: %d ok, %d failed in %.1fs", report["succeeded"], report["failed"], report["seconds"]
+    )
+    if report["failed"]:
+        return Failed(
+            message=f"{report['failed']} of {report['items']} items failed; "
+            "see the batch-ingest-report artifact",
+            data=report,
+        )
+    return report

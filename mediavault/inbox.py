@@ -1,0 +1,220 @@
+"""Batch ingest: find media with sidecar AI outputs in a folder or an S3 "inbox" prefix.
+
+Files are grouped by stem: ``talk.mp4`` goes with ``talk.json`` / ``talk.whisperx.json``,
+``talk.srt``, ``talk.vtt`` and an optional ``talk.meta.json`` holding
+``{"metadata": {...}, "provenance": {...}}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mediavault import status
+from mediavault.errors import InputError, MediavaultError, is_transient
+from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.settings import MediavaultSettings
+from mediavault.sources import parse_s3_url
+from mediavault.vault.base import Vault
+
+MEDIA_EXTENSIONS = {
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".m4a",
+    ".aac",
+    ".ogg",
+    ".opus",
+    ".wma",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+}
+OUTPUT_SUFFIXES = (".whisperx.json", ".whisper.json", ".json", ".srt", ".vtt")
+META_SUFFIX = ".meta.json"
+
+
+@dataclass
+class InboxItem:
+    name: str
+    media: str | None
+    outputs: list[str] = field(default_factory=list)
+    meta: str | None = None
+    problem: str | None = None
+
+
+@dataclass
+class ItemResult:
+    name: str
+    ok: bool
+    media_id: str | None = None
+    run_id: str | None = None
+    created_objects: int = 0
+    changed: bool = False
+    error: str | None = None
+    attempts: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _stem_and_role(name: str) -> tuple[str, str] | None:
+    lower = name.lower()
+    if lower.endswith(META_SUFFIX):
+        return name[: -len(META_SUFFIX)], "meta"
+    for suffix in OUTPUT_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)], "output"
+    dot = name.rfind(".")
+    if dot > 0 and lower[dot:] in MEDIA_EXTENSIONS:
+        return name[:dot], "media"
+    return None
+
+
+def group_files(locations: Iterator[tuple[str, str]]) -> list[InboxItem]:
+    """Group ``(name, location)`` pairs into items; files of no known kind are ignored."""
+    items: dict[str, InboxItem] = {}
+    for name, location in locations:
+        parsed = _stem_and_role(name)
+        if parsed is None:
+            continue
+        stem, role = parsed
+        item = items.setdefault(stem, InboxItem(name=stem, media=None))
+        if role == "media":
+            if item.media is not None:
+                item.problem = f"more than one media file is named {stem!r}.*"
+            item.media = location
+        elif role == "output":
+            item.outputs.append(location)
+        else:
+            item.meta = location
+    return [items[k] for k in sorted(items)]
+
+
+def discover(source: str, s3_client: Any = None) -> list[InboxItem]:
+    """Items in a local folder (non-recursive) or under an ``s3://bucket/prefix/``."""
+    if source.startswith("s3://"):
+        bucket, prefix = parse_s3_url(source)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        paginator = s3_client.get_paginator("list_objects_v2")
+
+        def listing() -> Iterator[tuple[str, str]]:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix) :]
+                    yield name, f"s3://{bucket}/{obj['Key']}"
+
+        return group_files(listing())
+    folder = Path(source.removeprefix("file://"))
+    if not folder.is_dir():
+        raise InputError(source, "source", "is not a folder or an s3:// prefix")
+    return group_files((p.name, str(p)) for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def _read_meta(item: InboxItem, settings: MediavaultSettings, s3_client: Any) -> dict[str, Any]:
+    if item.meta is None:
+        return {}
+    from mediavault.formats.whisper_json import decode_json
+    from mediavault.sources import resolve_source
+
+    source = resolve_source(item.meta, "meta", settings.limits, settings.s3, s3_client)
+    document = decode_json(source.read_all(1024 * 1024, "meta"), source.display)
+    if not isinstance(document, dict) or not set(document) <= {"metadata", "provenance"}:
+        raise InputError(
+            source.display, "(document)", 'must be an object with only "metadata" and "provenance" keys'
+        )
+    return document
+
+
+def build_request(
+    item: InboxItem, defaults: dict[str, Any], settings: MediavaultSettings, s3_client: Any = None
+) -> IngestRequest:
+    if item.problem:
+        raise InputError(item.name, "media", item.problem)
+    if item.media is None:
+        raise InputError(item.name, "media", "no media file found for these AI outputs")
+    meta = _read_meta(item, settings, s3_client)
+    metadata = {**defaults.get("metadata", {}), **meta.get("metadata", {})}
+    metadata.setdefault("title", item.name)
+    provenance = {**defaults.get("provenance", {}), **meta.get("provenance", {})}
+    return IngestRequest(
+        media=item.media,
+        outputs=[OutputSpec(o) for o in item.outputs],
+        metadata=metadata,
+        provenance=provenance,
+    )
+
+
+def ingest_item(
+    vault: Vault,
+    item: InboxItem,
+    defaults: dict[str, Any],
+    settings: MediavaultSettings,
+    database: Any = None,
+    job_id: str = "",
+    max_attempts: int = 3,
+    backoff_seconds: float = 1.0,
+) -> ItemResult:
+    """Ingest one item; it fails alone. Transient faults are retried, bad input never."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            request = build_request(item, defaults, settings)
+            result = ingest(vault, request, settings)
+            if database is not None:
+                manifest_status(database, vault, result.media_id, job_id)
+            return ItemResult(
+                item.name,
+                True,
+                result.media_id,
+                result.run_id,
+                result.created_objects,
+                result.changed,
+                attempts=attempt,
+            )
+        except Exception as exc:
+            if is_transient(exc) and attempt < max_attempts:
+                time.sleep(backoff_seconds * 2 ** (attempt - 1))
+                continue
+            message = str(exc) if isinstance(exc, MediavaultError) else f"{type(exc).__name__}: {exc}"
+            if database is not None:
+                status.record_event(database, job_id, "item-failed", item=item.name, error=message)
+            return ItemResult(item.name, False, error=message, attempts=attempt)
+
+
+def manifest_status(database: Any, vault: Vault, media_id: str, job_id: str) -> None:
+    from mediavault import manifests
+
+    manifest = manifests.latest_manifest(vault, media_id)
+    if manifest is not None:
+        status.transition(database, media_id, "committed", job_id, status.manifest_fields(manifest))
+        status.record_event(
+            database, job_id, "committed", media_id=media_id, manifest_version=manifest.version
+        )
+
+
+def chunked(items: list[Any], size: int) -> list[list[Any]]:
+    size = max(1, size)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def summarize(results: list[ItemResult], started: float) -> dict[str, Any]:
+    ok = [r for r in results if r.ok]
+    return {
+        "items": len(results),
+        "succeeded": len(ok),
+        "failed": len(results) - len(ok),
+        "new_objects": sum(r.created_objects for r in ok),
+        "seconds": round(time.monotonic() - started, 3),
+        "results": [r.as_dict() for r in results],
+    }

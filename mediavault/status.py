@@ -1,0 +1,122 @@
+"""Ingest status in MongoDB: a media record with a state machine, and a job event log.
+
+MongoDB is part of the derived index: the vault stays the source of truth, so these writes come
+after the vault commit and a full re-index can rebuild them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from mediavault import embedded
+from mediavault.errors import TerminalError
+from mediavault.models import Manifest, utc_now
+from mediavault.settings import MediavaultSettings
+
+MEDIA = "media"
+JOB_EVENTS = "job_events"
+
+# status -> statuses it may move to
+TRANSITIONS: dict[str | None, set[str]] = {
+    None: {"ingesting", "committed"},
+    "ingesting": {"ingesting", "committed", "failed"},
+    "failed": {"ingesting", "committed", "failed"},
+    "committed": {"ingesting", "committed"},
+}
+
+
+class InvalidTransition(TerminalError):
+    pass
+
+
+def connect(settings: MediavaultSettings) -> Database | None:
+    """The configured database, starting the embedded server if needed; None when disabled."""
+    if settings.mongo_mode == "disabled":
+        return None
+    if settings.mongo_mode == "embedded" and settings.mongo_url is None:
+        url = embedded.ensure_running(settings.home / "mongo").url
+    elif settings.mongo_url is None:
+        raise TerminalError("mongo_mode is 'external' but MEDIAVAULT_MONGO_URL is not set")
+    else:
+        url = settings.mongo_url.get_secret_value()
+    client: MongoClient = MongoClient(url, serverSelectionTimeoutMS=10_000, tz_aware=True)
+    database = client[settings.mongo_database]
+    ensure_indexes(database)
+    return database
+
+
+def ensure_indexes(database: Database) -> None:
+    database[MEDIA].create_index([("status", ASCENDING)])
+    database[MEDIA].create_index([("owner", ASCENDING)])
+    database[JOB_EVENTS].create_index([("job_id", ASCENDING), ("at", ASCENDING)])
+    database[JOB_EVENTS].create_index([("media_id", ASCENDING), ("at", ASCENDING)])
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def record_event(
+    database: Database, job_id: str, event: str, media_id: str | None = None, **detail: Any
+) -> None:
+    database[JOB_EVENTS].insert_one(
+        {"job_id": job_id, "media_id": media_id, "event": event, "at": utc_now(), "detail": detail}
+    )
+
+
+def transition(
+    database: Database, media_id: str, to: str, job_id: str, fields: dict[str, Any] | None = None
+) -> str | None:
+    """Move a media record to ``to`` with a conditional update; returns the previous status."""
+    media: Collection = database[MEDIA]
+    allowed_from = [status for status, targets in TRANSITIONS.items() if to in targets]
+    now: datetime = utc_now()
+    update = {"$set": {"status": to, "updated_at": now, "last_job_id": job_id, **(fields or {})}}
+    for _ in range(5):
+        current = media.find_one({"_id": media_id}, {"status": 1})
+        if current is None:
+            if None not in allowed_from:
+                raise InvalidTransition(f"media {media_id}: cannot start in status {to!r}")
+            try:
+                media.insert_one(
+                    {
+                        "_id": media_id,
+                        "created_at": now,
+                        "status": to,
+                        "updated_at": now,
+                        "last_job_id": job_id,
+                        **(fields or {}),
+                    }
+                )
+                return None
+            except DuplicateKeyError:
+                continue
+        previous = current.get("status")
+        if previous not in allowed_from:
+            raise InvalidTransition(f"media {media_id}: {previous!r} -> {to!r} is not allowed")
+        if media.update_one({"_id": media_id, "status": previous}, update).matched_count:
+            return previous
+    raise InvalidTransition(f"media {media_id}: status kept changing under us")
+
+
+def manifest_fields(manifest: Manifest) -> dict[str, Any]:
+    """What the media record says about a committed manifest."""
+    return {
+        "manifest_version": manifest.version,
+        "title": manifest.metadata.title,
+        "owner": manifest.metadata.owner,
+        "tags": manifest.metadata.tags,
+        "language": manifest.metadata.language,
+        "source_url": manifest.metadata.source_url,
+        "duration_seconds": manifest.media.probe.duration_seconds,
+        "size": manifest.media.size,
+        "tier": "hot",
+        "runs": [run.run_id for run in manifest.runs],
+    }
