@@ -1,0 +1,275 @@
+"""The ``mediavault`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from importlib import resources
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from mediavault import embedded, journal, manifests
+from mediavault.errors import MediavaultError
+from mediavault.settings import MediavaultSettings, load_settings
+from mediavault.vault import Vault, vault_from_settings
+
+app = typer.Typer(help="Keep costly AI transcription results safe and searchable.", no_args_is_help=True)
+mongo_app = typer.Typer(help="The embedded MongoDB stand-in (SecantusDB).", no_args_is_help=True)
+app.add_typer(mongo_app, name="mongo")
+console = Console()
+errors = Console(stderr=True)
+
+VaultOption = Annotated[str | None, typer.Option("--vault", help="Vault URL (file:// or s3://).")]
+BlockOption = Annotated[str | None, typer.Option("--config-block", help="A 'mediavault-config' block.")]
+
+
+def _settings(vault_url: str | None = None) -> MediavaultSettings:
+    settings = load_settings(vault_url=vault_url)
+    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    return settings
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def _progress_factory(bar: Progress):
+    def factory(description: str, total: int):
+        task_id = bar.add_task(description, total=total)
+        return lambda count: bar.advance(task_id, count)
+
+    return factory
+
+
+def _run_flow(call):
+    from mediavault import progress
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=console, transient=False) as bar, progress.watching(
+                      _progress_factory(bar)):
+        return call()
+
+
+def _fail(exc: BaseException) -> None:
+    errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    raise typer.Exit(2 if isinstance(exc, MediavaultError) else 1)
+
+
+def _parse_params(values: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+@app.command()
+def ingest(
+    media: Annotated[str, typer.Argument(help="Media file: a local path or s3://bucket/key.")],
+    output: Annotated[list[str] | None, typer.Option("--output", "-o", help="AI output (JSON/SRT/VTT).")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Force the output format.")] = None,
+    title: Annotated[str | None, typer.Option(help="Title.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable).")] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language, e.g. en.")] = None,
+    source_url: Annotated[str | None, typer.Option(help="Where the media came from.")] = None,
+    model: Annotated[str, typer.Option(help="Model that produced the outputs.")] = "unknown",
+    model_version: Annotated[str | None, typer.Option(help="Model version.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Run parameter KEY=VALUE.")] = None,
+    vault: VaultOption = None,
+    config_block: BlockOption = None,
+) -> None:
+    """Ingest one media file with its AI outputs (runs the 'ingest' Prefect flow)."""
+    _settings(vault)
+    from flows.ingest import ingest_flow
+
+    try:
+        result = _run_flow(lambda: ingest_flow(
+            media=media, outputs=output or [], output_format=output_format, title=title, owner=owner,
+            tags=tag or [], language=language, source_url=source_url, model=model,
+            model_version=model_version, model_parameters=_parse_params(param or []),
+            config_block=config_block, vault_url=vault,
+        ))
+    except Exception as exc:
+        _fail(exc)
+    state = "committed" if result["changed"] else "already in the vault, nothing written"
+    console.print(f"[green]{result['media_id']}[/] manifest v{result['manifest_version']} ({state}); "
+                  f"{result['created_objects']} new object(s)")
+
+
+@app.command("ingest-batch")
+def ingest_batch(
+    source: Annotated[str, typer.Argument(help="Folder or s3://bucket/inbox/ prefix.")],
+    owner: Annotated[str | None, typer.Option(help="Default owner.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Default tag (repeatable).")] = None,
+    language: Annotated[str | None, typer.Option(help="Default language.")] = None,
+    model: Annotated[str, typer.Option(help="Default model name.")] = "unknown",
+    model_version: Annotated[str | None, typer.Option(help="Default model version.")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Items per task.")] = None,
+    max_concurrency: Annotated[int | None, typer.Option(help="Chunks at once.")] = None,
+    vault: VaultOption = None,
+    config_block: BlockOption = None,
+) -> None:
+    """Ingest every media file (with sidecar outputs) in a folder or S3 prefix."""
+    _settings(vault)
+    from flows.ingest import batch_ingest_flow
+
+    try:
+        state = _run_flow(lambda: batch_ingest_flow(
+            source=source, owner=owner, tags=tag or [], language=language, model=model,
+            model_version=model_version, chunk_size=chunk_size, max_concurrency=max_concurrency,
+            config_block=config_block, vault_url=vault, return_state=True,
+        ))
+        report = state.result(raise_on_failure=False)
+    except Exception as exc:
+        _fail(exc)
+    if isinstance(report, BaseException):
+        _fail(report)
+    table = Table("item", "result", "media id", "new objects", "error")
+    for row in report["results"]:
+        table.add_row(row["name"], "[green]ok[/]" if row["ok"] else "[red]failed[/]",
+                      (row["media_id"] or "")[:16], str(row["created_objects"]), row["error"] or "")
+    console.print(table)
+    console.print(f"{report['succeeded']} ok, {report['failed']} failed, {report['new_objects']} new objects "
+                  f"in {report['seconds']:.1f}s")
+    if report["failed"]:
+        raise typer.Exit(3)
+
+
+def _resolve_media_id(vault: Vault, prefix: str) -> str:
+    matches = [m for m in manifests.list_media_ids(vault) if m.startswith(prefix.lower())]
+    if not matches:
+        _fail(MediavaultError(f"no media item matches {prefix!r}"))
+    if len(matches) > 1:
+        _fail(MediavaultError(f"{prefix!r} is ambiguous: {len(matches)} media items match"))
+    return matches[0]
+
+
+@app.command("ls")
+def list_media(
+    vault: VaultOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the committed media items in the vault."""
+    store = vault_from_settings(_settings(vault))
+    items = [manifests.latest_manifest(store, media_id) for media_id in manifests.list_media_ids(store)]
+    if as_json:
+        console.print_json(json.dumps([m.model_dump(mode="json") for m in items if m]))
+        return
+    table = Table("media id", "title", "owner", "duration", "size", "runs", "manifest", title=store.url)
+    for m in items:
+        if m is None:
+            continue
+        duration = m.media.probe.duration_seconds
+        table.add_row(m.media_id[:16], m.metadata.title or m.media.original_filename, m.metadata.owner or "",
+                      f"{duration:.1f}s" if duration else "?", _human(m.media.size), str(len(m.runs)),
+                      f"v{m.version}")
+    console.print(table)
+    console.print(f"{len(items)} media item(s)")
+
+
+@app.command()
+def show(
+    media_id: Annotated[str, typer.Argument(help="Media id or a unique prefix of it.")],
+    vault: VaultOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw manifest.")] = False,
+) -> None:
+    """Show a media item's manifest: metadata, runs, and every artifact with size and checksum."""
+    store = vault_from_settings(_settings(vault))
+    manifest = manifests.latest_manifest(store, _resolve_media_id(store, media_id))
+    assert manifest is not None
+    if as_json:
+        console.print_json(manifest.model_dump_json())
+        return
+    probe = manifest.media.probe
+    console.print(f"[bold]{manifest.media_id}[/]  manifest v{manifest.version} (schema {manifest.schema_version})")
+    console.print(f"title: {manifest.metadata.title or '-'}   owner: {manifest.metadata.owner or '-'}   "
+                  f"tags: {', '.join(manifest.metadata.tags) or '-'}   language: {manifest.metadata.language or '-'}")
+    streams = ", ".join(f"{s.type}/{s.codec}" for s in probe.streams)
+    console.print(f"media: {manifest.media.original_filename}, {probe.container}, {streams}, "
+                  f"{probe.duration_seconds or 0:.2f}s, {_human(manifest.media.size)}")
+    for run in manifest.runs:
+        console.print(f"run {run.run_id}: {run.provenance.model} {run.provenance.version or ''} "
+                      f"{json.dumps(run.provenance.parameters)} - {run.statement_count} statements, "
+                      f"{run.word_count} words, speakers: {', '.join(run.speakers) or '-'}")
+    table = Table("kind", "size", "tier", "key / sha256")
+    table.columns[3].overflow = "fold"
+    for artifact in manifest.artifacts:
+        table.add_row(artifact.kind, f"{artifact.size:,}", artifact.tier, f"{artifact.key}\n{artifact.sha256}")
+    console.print(table)
+
+
+@app.command("journal")
+def show_journal(
+    after: Annotated[int, typer.Option(help="Show records after this sequence number.")] = 0,
+    vault: VaultOption = None,
+) -> None:
+    """Print the change journal."""
+    store = vault_from_settings(_settings(vault))
+    for record in journal.read(store, after):
+        console.print(f"{record.seq:>6} {record.recorded_at:%Y-%m-%d %H:%M:%S} {record.change:<8} "
+                      f"{record.media_id[:16]} v{record.manifest_version}")
+
+
+@app.command()
+def demo() -> None:
+    """Set up $MEDIAVAULT_HOME, ingest the bundled sample, and show what the vault holds."""
+    settings = _settings()
+    sample_dir = settings.home / "sample"
+    sample_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("jfk.flac", "whisper_en_jfk.json", "whisper_en_jfk.srt", "PROVENANCE.md"):
+        with resources.as_file(resources.files("mediavault.samples") / name) as source:
+            shutil.copyfile(source, sample_dir / name)
+    console.print(f"[bold]mediavault demo[/] - home: {settings.home}, vault: {settings.resolved_vault_url()}")
+    console.print("sample: JFK inaugural address (public domain) with its openai-whisper output; "
+                  f"see {sample_dir / 'PROVENANCE.md'}")
+    ingest(str(sample_dir / "jfk.flac"), output=[str(sample_dir / "whisper_en_jfk.json"),
+                                                  str(sample_dir / "whisper_en_jfk.srt")],
+           title="Inaugural address (excerpt)", owner="demo", tag=["speech", "public-domain"],
+           language="en", source_url="https://github.com/openai/whisper/blob/main/tests/jfk.flac",
+           model="openai-whisper", model_version=None, param=[], output_format=None, vault=None,
+           config_block=None)
+    list_media(vault=None, as_json=False)
+    store = vault_from_settings(settings)
+    show(manifests.list_media_ids(store)[0], vault=None, as_json=False)
+    if settings.mongo_mode == "embedded" and settings.mongo_url is None:
+        server = embedded.running(settings.home / "mongo")
+        if server:
+            console.print(f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'")
+
+
+@mongo_app.command("start")
+def mongo_start() -> None:
+    """Start the embedded SecantusDB server under $MEDIAVAULT_HOME/mongo."""
+    server = embedded.ensure_running(_settings().home / "mongo")
+    console.print(f"running: pid {server.pid}, {server.url}")
+
+
+@mongo_app.command("stop")
+def mongo_stop() -> None:
+    """Stop the embedded SecantusDB server."""
+    console.print("stopped" if embedded.stop(_settings().home / "mongo") else "was not running")
+
+
+@mongo_app.command("status")
+def mongo_status() -> None:
+    """Say whether the embedded SecantusDB server runs."""
+    server = embedded.running(_settings().home / "mongo")
+    console.print(f"running: pid {server.pid}, {server.url}" if server else "not running")
+
+
+__all__ = ["app"]
