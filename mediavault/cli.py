@@ -53,9 +53,17 @@ def _progress_factory(bar: Progress):
 def _run_flow(call):
     from mediavault import progress
 
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=console, transient=False) as bar, progress.watching(
-                      _progress_factory(bar)):
+    with (
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=False,
+        ) as bar,
+        progress.watching(_progress_factory(bar)),
+    ):
         return call()
 
 
@@ -80,7 +88,9 @@ def _parse_params(values: list[str]) -> dict[str, Any]:
 @app.command()
 def ingest(
     media: Annotated[str, typer.Argument(help="Media file: a local path or s3://bucket/key.")],
-    output: Annotated[list[str] | None, typer.Option("--output", "-o", help="AI output (JSON/SRT/VTT).")] = None,
+    output: Annotated[
+        list[str] | None, typer.Option("--output", "-o", help="AI output (JSON/SRT/VTT).")
+    ] = None,
     output_format: Annotated[str | None, typer.Option("--format", help="Force the output format.")] = None,
     title: Annotated[str | None, typer.Option(help="Title.")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner.")] = None,
@@ -98,17 +108,30 @@ def ingest(
     from flows.ingest import ingest_flow
 
     try:
-        result = _run_flow(lambda: ingest_flow(
-            media=media, outputs=output or [], output_format=output_format, title=title, owner=owner,
-            tags=tag or [], language=language, source_url=source_url, model=model,
-            model_version=model_version, model_parameters=_parse_params(param or []),
-            config_block=config_block, vault_url=vault,
-        ))
+        result = _run_flow(
+            lambda: ingest_flow(
+                media=media,
+                outputs=output or [],
+                output_format=output_format,
+                title=title,
+                owner=owner,
+                tags=tag or [],
+                language=language,
+                source_url=source_url,
+                model=model,
+                model_version=model_version,
+                model_parameters=_parse_params(param or []),
+                config_block=config_block,
+                vault_url=vault,
+            )
+        )
     except Exception as exc:
         _fail(exc)
     state = "committed" if result["changed"] else "already in the vault, nothing written"
-    console.print(f"[green]{result['media_id']}[/] manifest v{result['manifest_version']} ({state}); "
-                  f"{result['created_objects']} new object(s)")
+    console.print(
+        f"[green]{result['media_id']}[/] manifest v{result['manifest_version']} ({state}); "
+        f"{result['created_objects']} new object(s)"
+    )
 
 
 @app.command("ingest-batch")
@@ -129,11 +152,21 @@ def ingest_batch(
     from flows.ingest import batch_ingest_flow
 
     try:
-        state = _run_flow(lambda: batch_ingest_flow(
-            source=source, owner=owner, tags=tag or [], language=language, model=model,
-            model_version=model_version, chunk_size=chunk_size, max_concurrency=max_concurrency,
-            config_block=config_block, vault_url=vault, return_state=True,
-        ))
+        state = _run_flow(
+            lambda: batch_ingest_flow(
+                source=source,
+                owner=owner,
+                tags=tag or [],
+                language=language,
+                model=model,
+                model_version=model_version,
+                chunk_size=chunk_size,
+                max_concurrency=max_concurrency,
+                config_block=config_block,
+                vault_url=vault,
+                return_state=True,
+            )
+        )
         report = state.result(raise_on_failure=False)
     except Exception as exc:
         _fail(exc)
@@ -141,11 +174,18 @@ def ingest_batch(
         _fail(report)
     table = Table("item", "result", "media id", "new objects", "error")
     for row in report["results"]:
-        table.add_row(row["name"], "[green]ok[/]" if row["ok"] else "[red]failed[/]",
-                      (row["media_id"] or "")[:16], str(row["created_objects"]), row["error"] or "")
+        table.add_row(
+            row["name"],
+            "[green]ok[/]" if row["ok"] else "[red]failed[/]",
+            (row["media_id"] or "")[:16],
+            str(row["created_objects"]),
+            row["error"] or "",
+        )
     console.print(table)
-    console.print(f"{report['succeeded']} ok, {report['failed']} failed, {report['new_objects']} new objects "
-                  f"in {report['seconds']:.1f}s")
+    console.print(
+        f"{report['succeeded']} ok, {report['failed']} failed, {report['new_objects']} new objects "
+        f"in {report['seconds']:.1f}s"
+    )
     if report["failed"]:
         raise typer.Exit(3)
 
@@ -175,9 +215,15 @@ def list_media(
         if m is None:
             continue
         duration = m.media.probe.duration_seconds
-        table.add_row(m.media_id[:16], m.metadata.title or m.media.original_filename, m.metadata.owner or "",
-                      f"{duration:.1f}s" if duration else "?", _human(m.media.size), str(len(m.runs)),
-                      f"v{m.version}")
+        table.add_row(
+            m.media_id[:16],
+            m.metadata.title or m.media.original_filename,
+            m.metadata.owner or "",
+            f"{duration:.1f}s" if duration else "?",
+            _human(m.media.size),
+            str(len(m.runs)),
+            f"v{m.version}",
+        )
     console.print(table)
     console.print(f"{len(items)} media item(s)")
 
@@ -196,20 +242,30 @@ def show(
         console.print_json(manifest.model_dump_json())
         return
     probe = manifest.media.probe
-    console.print(f"[bold]{manifest.media_id}[/]  manifest v{manifest.version} (schema {manifest.schema_version})")
-    console.print(f"title: {manifest.metadata.title or '-'}   owner: {manifest.metadata.owner or '-'}   "
-                  f"tags: {', '.join(manifest.metadata.tags) or '-'}   language: {manifest.metadata.language or '-'}")
+    console.print(
+        f"[bold]{manifest.media_id}[/]  manifest v{manifest.version} (schema {manifest.schema_version})"
+    )
+    console.print(
+        f"title: {manifest.metadata.title or '-'}   owner: {manifest.metadata.owner or '-'}   "
+        f"tags: {', '.join(manifest.metadata.tags) or '-'}   language: {manifest.metadata.language or '-'}"
+    )
     streams = ", ".join(f"{s.type}/{s.codec}" for s in probe.streams)
-    console.print(f"media: {manifest.media.original_filename}, {probe.container}, {streams}, "
-                  f"{probe.duration_seconds or 0:.2f}s, {_human(manifest.media.size)}")
+    console.print(
+        f"media: {manifest.media.original_filename}, {probe.container}, {streams}, "
+        f"{probe.duration_seconds or 0:.2f}s, {_human(manifest.media.size)}"
+    )
     for run in manifest.runs:
-        console.print(f"run {run.run_id}: {run.provenance.model} {run.provenance.version or ''} "
-                      f"{json.dumps(run.provenance.parameters)} - {run.statement_count} statements, "
-                      f"{run.word_count} words, speakers: {', '.join(run.speakers) or '-'}")
+        console.print(
+            f"run {run.run_id}: {run.provenance.model} {run.provenance.version or ''} "
+            f"{json.dumps(run.provenance.parameters)} - {run.statement_count} statements, "
+            f"{run.word_count} words, speakers: {', '.join(run.speakers) or '-'}"
+        )
     table = Table("kind", "size", "tier", "key / sha256")
     table.columns[3].overflow = "fold"
     for artifact in manifest.artifacts:
-        table.add_row(artifact.kind, f"{artifact.size:,}", artifact.tier, f"{artifact.key}\n{artifact.sha256}")
+        table.add_row(
+            artifact.kind, f"{artifact.size:,}", artifact.tier, f"{artifact.key}\n{artifact.sha256}"
+        )
     console.print(table)
 
 
@@ -221,8 +277,10 @@ def show_journal(
     """Print the change journal."""
     store = vault_from_settings(_settings(vault))
     for record in journal.read(store, after):
-        console.print(f"{record.seq:>6} {record.recorded_at:%Y-%m-%d %H:%M:%S} {record.change:<8} "
-                      f"{record.media_id[:16]} v{record.manifest_version}")
+        console.print(
+            f"{record.seq:>6} {record.recorded_at:%Y-%m-%d %H:%M:%S} {record.change:<8} "
+            f"{record.media_id[:16]} v{record.manifest_version}"
+        )
 
 
 @app.command()
@@ -235,21 +293,34 @@ def demo() -> None:
         with resources.as_file(resources.files("mediavault.samples") / name) as source:
             shutil.copyfile(source, sample_dir / name)
     console.print(f"[bold]mediavault demo[/] - home: {settings.home}, vault: {settings.resolved_vault_url()}")
-    console.print("sample: JFK inaugural address (public domain) with its openai-whisper output; "
-                  f"see {sample_dir / 'PROVENANCE.md'}")
-    ingest(str(sample_dir / "jfk.flac"), output=[str(sample_dir / "whisper_en_jfk.json"),
-                                                  str(sample_dir / "whisper_en_jfk.srt")],
-           title="Inaugural address (excerpt)", owner="demo", tag=["speech", "public-domain"],
-           language="en", source_url="https://github.com/openai/whisper/blob/main/tests/jfk.flac",
-           model="openai-whisper", model_version=None, param=[], output_format=None, vault=None,
-           config_block=None)
+    console.print(
+        "sample: JFK inaugural address (public domain) with its openai-whisper output; "
+        f"see {sample_dir / 'PROVENANCE.md'}"
+    )
+    ingest(
+        str(sample_dir / "jfk.flac"),
+        output=[str(sample_dir / "whisper_en_jfk.json"), str(sample_dir / "whisper_en_jfk.srt")],
+        title="Inaugural address (excerpt)",
+        owner="demo",
+        tag=["speech", "public-domain"],
+        language="en",
+        source_url="https://github.com/openai/whisper/blob/main/tests/jfk.flac",
+        model="openai-whisper",
+        model_version=None,
+        param=[],
+        output_format=None,
+        vault=None,
+        config_block=None,
+    )
     list_media(vault=None, as_json=False)
     store = vault_from_settings(settings)
     show(manifests.list_media_ids(store)[0], vault=None, as_json=False)
     if settings.mongo_mode == "embedded" and settings.mongo_url is None:
         server = embedded.running(settings.home / "mongo")
         if server:
-            console.print(f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'")
+            console.print(
+                f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'"
+            )
 
 
 @mongo_app.command("start")
