@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 CHUNK_SIZE = 1024 * 1024
+PIPE_CHUNK_SIZE = 8 * 1024 * 1024
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -59,4 +61,29 @@ def sha256_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> tuple[str, 
     while chunk := stream.read(chunk_size):
         digest.update(chunk)
         size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def copy_hashing(
+    source: BinaryIO, write: Callable[[bytes], object], on_progress: Callable[[int], None] | None = None
+) -> tuple[str, int]:
+    """Copy ``source`` to ``write`` in one pass, hashing each chunk on a worker thread.
+
+    hashlib and file writes both release the GIL, so hashing overlaps the write. One worker keeps
+    the chunks in order, and at most one chunk is in flight, so memory stays bounded.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+        pending: Future | None = None
+        while chunk := source.read(PIPE_CHUNK_SIZE):
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest.update, chunk)
+            write(chunk)
+            size += len(chunk)
+            if on_progress:
+                on_progress(len(chunk))
+        if pending is not None:
+            pending.result()
     return digest.hexdigest(), size

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mediavault.errors import ConfigurationError
-from mediavault.hashing import CHUNK_SIZE, HashingReader, sha256_bytes
+from mediavault.hashing import copy_hashing, sha256_bytes
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 
 _TMP_DIR = ".tmp"
+WRITEBACK_BYTES = 64 * 1024 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,6 +76,28 @@ class LocalVault:
             if self.fsync:
                 os.fsync(handle.fileno())
 
+    def _early_writeback(self, handle: BinaryIO) -> Callable[[bytes], object]:
+        """A write function that starts disk writeback every 64 MiB, so the final fsync is short
+        and large media do not flood the page cache."""
+        if not self.fsync or not hasattr(os, "posix_fadvise"):
+            return handle.write
+        state = {"written": 0, "flushed": 0}
+
+        def write(chunk: bytes) -> None:
+            handle.write(chunk)
+            state["written"] += len(chunk)
+            if state["written"] - state["flushed"] >= WRITEBACK_BYTES:
+                handle.flush()
+                os.posix_fadvise(
+                    handle.fileno(),
+                    state["flushed"],
+                    state["written"] - state["flushed"],
+                    os.POSIX_FADV_DONTNEED,
+                )
+                state["flushed"] = state["written"]
+
+        return write
+
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> PutResult:
         target = self._path(key)
         digest = sha256_bytes(data)
@@ -97,17 +120,20 @@ class LocalVault:
         content_type: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> PutResult:
-        reader = HashingReader(stream, progress)
         tmp, handle = self._new_tmp()
         try:
-            self._write_tmp(handle, iter(lambda: reader.read(CHUNK_SIZE), b""))
-            key = key_for(reader.sha256)
+            with handle:
+                digest, size = copy_hashing(stream, self._early_writeback(handle), progress)
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            key = key_for(digest)
             created = self._commit_tmp(tmp, key)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        return PutResult(key, reader.sha256, reader.size, created=created)
+        return PutResult(key, digest, size, created=created)
 
     def get_bytes(self, key: str) -> bytes:
         try:

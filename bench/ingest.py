@@ -1,0 +1,168 @@
+"""Ingest benchmark: a 512 MiB media file, measured against baselines run in the same process.
+
+Prints two ratios (target <= 1.25 each):
+  s3:    full ingest to an S3 vault / raw boto3 upload_file of the same file to the same endpoint
+  local: full ingest to a local vault / copying the file plus computing its sha256
+It also prints the local ratio against copy+fsync+sha256: the vault fsyncs every object, so on a
+slow disk the plain-copy baseline mostly measures how fast the page cache is.
+
+The S3 endpoint is a moto server in a separate process on loopback (set MEDIAVAULT_BENCH_S3_URL,
+_KEY and _SECRET to use another S3-compatible server instead). This is a benchmark, not a test.
+Usage: python bench/ingest.py [--size-mib 512] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import wave
+from pathlib import Path
+
+from boto3.s3.transfer import TransferConfig
+
+from mediavault.ingest import IngestRequest, ingest
+from mediavault.settings import MediavaultSettings, S3Options
+from mediavault.vault import LocalVault
+from mediavault.vault.s3 import S3Vault, make_s3_client
+
+
+def write_media(path: Path, size_mib: int) -> Path:
+    """A real PCM WAV of roughly ``size_mib`` MiB (noise), so probing works."""
+    rate, frame_bytes = 48000, 4
+    seconds = size_mib * 1024 * 1024 // (rate * frame_bytes)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        block = os.urandom(rate * frame_bytes)
+        for i in range(seconds):
+            out.writeframes(block if i % 2 else block[::-1])
+    return path
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def bench_s3(media: Path, repeat: int, settings: MediavaultSettings) -> tuple[float, float]:
+    server = None
+    endpoint = os.environ.get("MEDIAVAULT_BENCH_S3_URL")
+    if endpoint is None:
+        server, endpoint = start_moto()
+    options = S3Options(
+        endpoint_url=endpoint,
+        access_key_id=os.environ.get("MEDIAVAULT_BENCH_S3_KEY", "bench"),
+        secret_access_key=os.environ.get("MEDIAVAULT_BENCH_S3_SECRET", "bench"),
+        path_style=True,
+    )
+    client = make_s3_client(options)
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    transfer = TransferConfig(
+        multipart_threshold=options.multipart_threshold,
+        multipart_chunksize=options.multipart_chunksize,
+        max_concurrency=options.max_concurrency,
+    )
+    settings = settings.with_overrides(s3=options)
+    baseline, ours = [], []
+    try:
+        for i in range(repeat):
+            baseline.append(
+                timed(lambda i=i: client.upload_file(str(media), bucket, f"raw/{i}", Config=transfer))
+            )
+            vault = S3Vault(bucket, f"vault-{i}", options)
+            ours.append(timed(lambda v=vault: ingest(v, IngestRequest(media=str(media)), settings)))
+    finally:
+        if server:
+            server.terminate()
+    return statistics.median(baseline), statistics.median(ours)
+
+
+def bench_local(
+    media: Path, repeat: int, settings: MediavaultSettings, workdir: Path
+) -> tuple[float, float, float]:
+    """Medians of: copy+sha256, copy+fsync+sha256 (as durable as the vault), and ingest."""
+    baseline, durable, ours = [], [], []
+
+    def copy_and_hash(target: Path, sync: bool) -> None:
+        shutil.copyfile(media, target)
+        if sync:
+            with open(target, "rb+") as copied:
+                os.fsync(copied.fileno())
+        digest = hashlib.sha256()
+        with open(media, "rb") as stream:
+            while chunk := stream.read(1024 * 1024):
+                digest.update(chunk)
+
+    for i in range(repeat):
+        baseline.append(timed(lambda i=i: copy_and_hash(workdir / f"copy-{i}", False)))
+        (workdir / f"copy-{i}").unlink()
+        durable.append(timed(lambda i=i: copy_and_hash(workdir / f"copy-{i}", True)))
+        (workdir / f"copy-{i}").unlink()
+        vault = LocalVault(workdir / f"vault-{i}")
+        ours.append(timed(lambda v=vault: ingest(v, IngestRequest(media=str(media)), settings)))
+        shutil.rmtree(workdir / f"vault-{i}")
+    return statistics.median(baseline), statistics.median(durable), statistics.median(ours)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("MEDIAVAULT_BENCH_DIR")) as tmp:
+        workdir = Path(tmp)
+        media = write_media(workdir / "media.wav", args.size_mib)
+        size = media.stat().st_size
+        settings = MediavaultSettings(home=workdir / "home", mongo_mode="disabled")
+        local_base, local_durable, local_ours = bench_local(media, args.repeat, settings, workdir)
+        s3_base, s3_ours = bench_s3(media, args.repeat, settings)
+    mib = size / 2**20
+    print(f"media: {mib:.0f} MiB, median of {args.repeat} runs each")
+    print(
+        f"local: copy+sha256 {local_base:.2f}s, ingest {local_ours:.2f}s ({mib / local_ours:.0f} MiB/s) "
+        f"ratio {local_ours / local_base:.2f} (target <= 1.25)"
+    )
+    print(
+        f"local: copy+fsync+sha256 {local_durable:.2f}s (durable like the vault), "
+        f"ratio {local_ours / local_durable:.2f}"
+    )
+    print(
+        f"s3:    upload_file {s3_base:.2f}s, ingest {s3_ours:.2f}s ({mib / s3_ours:.0f} MiB/s) "
+        f"ratio {s3_ours / s3_base:.2f} (target <= 1.25)"
+    )
+
+
+if __name__ == "__main__":
+    main()
