@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed
-from pydantic import Field
 
 from blocks import resolve_settings
 from mediavault import inbox
@@ -42,34 +41,38 @@ def _summary_markdown(result: dict[str, Any], manifest: Any) -> str:
 
 @flow(name="ingest", log_prints=True)
 def ingest_flow(
-    media: Annotated[str, Field(description="Local path or s3:// URL of the audio/video file.")],
-    outputs: Annotated[
-        list[str] | None,
-        Field(description="AI outputs: WhisperX/Whisper JSON, SRT, VTT (paths or s3:// URLs)."),
-    ] = None,
-    output_format: Annotated[
-        str | None,
-        Field(
-            description="Force the format of every output "
-            "(whisperx-json, whisper-json, srt, vtt); default: detect."
-        ),
-    ] = None,
-    title: Annotated[str | None, Field(description="Title shown in search results.")] = None,
-    owner: Annotated[str | None, Field(description="Owning person or team.")] = None,
-    tags: Annotated[list[str] | None, Field(description="Free-form tags.")] = None,
-    language: Annotated[str | None, Field(description="Spoken language, e.g. 'en'.")] = None,
-    source_url: Annotated[str | None, Field(description="Where the media came from.")] = None,
-    model: Annotated[
-        str, Field(description="Model that produced the outputs, e.g. 'whisperx large-v3'.")
-    ] = "unknown",
-    model_version: Annotated[str | None, Field(description="Version of that model or tool.")] = None,
-    model_parameters: Annotated[
-        dict[str, Any] | None, Field(description="Parameters of the AI run (beam size, ...).")
-    ] = None,
-    config_block: Annotated[str | None, Field(description="Name of a 'mediavault-config' block.")] = None,
-    vault_url: Annotated[str | None, Field(description="Override the vault (file:// or s3://).")] = None,
+    media: str,
+    outputs: list[str] | None = None,
+    output_format: str | None = None,
+    title: str | None = None,
+    owner: str | None = None,
+    tags: list[str] | None = None,
+    language: str | None = None,
+    source_url: str | None = None,
+    model: str = "unknown",
+    model_version: str | None = None,
+    model_parameters: dict[str, Any] | None = None,
+    config_block: str | None = None,
+    vault_url: str | None = None,
 ) -> dict[str, Any]:
-    """Store media and its AI outputs in the vault: validated, checksummed, committed."""
+    """Store media and its AI outputs in the vault: validated, checksummed, committed.
+
+    Args:
+        media: Local path or s3:// URL of the audio or video file.
+        outputs: AI outputs of one run: WhisperX/Whisper JSON, SRT, VTT (paths or s3:// URLs).
+        output_format: Force the format of every output (whisperx-json, whisper-json, srt, vtt).
+            Empty: detect from the file.
+        title: Title shown in listings and search results.
+        owner: Owning person or team.
+        tags: Free-form tags.
+        language: Spoken language, e.g. 'en'.
+        source_url: Where the media came from.
+        model: Model that produced the outputs, e.g. 'whisperx large-v3'.
+        model_version: Version of that model or tool.
+        model_parameters: Parameters of the AI run (beam size, diarization, ...).
+        config_block: Name of a 'mediavault-config' block; empty uses MEDIAVAULT_* settings.
+        vault_url: Override the vault (file:///path or s3://bucket/prefix).
+    """
     logger = get_run_logger()
     settings = resolve_settings(config_block, vault_url=vault_url)
     vault = vault_from_settings(settings)
@@ -142,24 +145,32 @@ def ingest_flow(
 
 @flow(name="batch-ingest", log_prints=True)
 def batch_ingest_flow(
-    source: Annotated[
-        str,
-        Field(
-            description="A local folder or an s3://bucket/inbox/ prefix holding "
-            "media files with sidecar outputs (talk.mp4 + talk.json/.srt/.vtt + talk.meta.json)."
-        ),
-    ],
-    owner: Annotated[str | None, Field(description="Default owner for every item.")] = None,
-    tags: Annotated[list[str] | None, Field(description="Default tags for every item.")] = None,
-    language: Annotated[str | None, Field(description="Default language.")] = None,
-    model: Annotated[str, Field(description="Default model name for the AI outputs.")] = "unknown",
-    model_version: Annotated[str | None, Field(description="Default model version.")] = None,
-    chunk_size: Annotated[int | None, Field(description="Items per task (default from settings).")] = None,
-    max_concurrency: Annotated[int | None, Field(description="Chunks running at once.")] = None,
-    config_block: Annotated[str | None, Field(description="Name of a 'mediavault-config' block.")] = None,
-    vault_url: Annotated[str | None, Field(description="Override the vault (file:// or s3://).")] = None,
+    source: str,
+    owner: str | None = None,
+    tags: list[str] | None = None,
+    language: str | None = None,
+    model: str = "unknown",
+    model_version: str | None = None,
+    chunk_size: int | None = None,
+    max_concurrency: int | None = None,
+    config_block: str | None = None,
+    vault_url: str | None = None,
 ):
-    """Ingest every item of an inbox in chunks with bounded concurrency; bad items fail alone."""
+    """Ingest every item of an inbox in chunks with bounded concurrency; bad items fail alone.
+
+    Args:
+        source: A local folder or an s3://bucket/inbox/ prefix holding media files with sidecar
+            outputs: talk.mp4 + talk.json / talk.srt / talk.vtt + optional talk.meta.json.
+        owner: Default owner for every item.
+        tags: Default tags for every item.
+        language: Default spoken language.
+        model: Default model name for the AI outputs.
+        model_version: Default model version.
+        chunk_size: Items per task; empty uses the settings (8).
+        max_concurrency: Chunks running at once; empty uses the settings (4).
+        config_block: Name of a 'mediavault-config' block; empty uses MEDIAVAULT_* settings.
+        vault_url: Override the vault (file:///path or s3://bucket/prefix).
+    """
     logger = get_run_logger()
     started = time.monotonic()
     settings = resolve_settings(config_block, vault_url=vault_url)

@@ -21,6 +21,8 @@ from mediavault.vault import Vault, vault_from_settings
 app = typer.Typer(help="Keep costly AI transcription results safe and searchable.", no_args_is_help=True)
 mongo_app = typer.Typer(help="The embedded MongoDB stand-in (SecantusDB).", no_args_is_help=True)
 app.add_typer(mongo_app, name="mongo")
+blocks_app = typer.Typer(help="Prefect blocks for configuration and credentials.", no_args_is_help=True)
+app.add_typer(blocks_app, name="blocks")
 console = Console()
 errors = Console(stderr=True)
 
@@ -321,6 +323,16 @@ def demo() -> None:
             console.print(
                 f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'"
             )
+
+
+@blocks_app.command("register")
+def blocks_register() -> None:
+    """Register the mediavault block types with the Prefect API so the UI can edit them."""
+    _settings()
+    from blocks import register_blocks
+
+    register_blocks()
+    console.print("registered: mediavault-config, mediavault-s3-credentials")
 
 
 @mongo_app.command("start")
