@@ -6,6 +6,7 @@ after the vault commit and a full re-index can rebuild them.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime
 from typing import Any
@@ -46,10 +47,21 @@ def connect(settings: MediavaultSettings) -> Database | None:
         raise TerminalError("mongo_mode is 'external' but MEDIAVAULT_MONGO_URL is not set")
     else:
         url = settings.mongo_url.get_secret_value()
-    client: MongoClient = MongoClient(url, serverSelectionTimeoutMS=10_000, tz_aware=True)
-    database = client[settings.mongo_database]
+    database = _client(url)[settings.mongo_database]
     ensure_indexes(database)
     return database
+
+
+_clients: dict[str, MongoClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(url: str) -> MongoClient:
+    """One pooled client per URL for the whole process (MongoClient is thread-safe)."""
+    with _clients_lock:
+        if url not in _clients:
+            _clients[url] = MongoClient(url, serverSelectionTimeoutMS=10_000, tz_aware=True)
+        return _clients[url]
 
 
 def ensure_indexes(database: Database) -> None:

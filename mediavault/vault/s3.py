@@ -82,6 +82,9 @@ class S3Vault:
             max_concurrency=options.max_concurrency,
             use_threads=options.max_concurrency > 1,
         )
+        # Streaming (non-seekable) uploads buffer parts in memory: bound them, so a slow network
+        # never makes a GB-sized media file pile up in RAM (chunksize x (concurrency + 2) at most).
+        self.transfer.max_in_memory_upload_chunks = options.max_concurrency + 2
 
     def _key(self, key: str) -> str:
         if (
