@@ -325,6 +325,7 @@ def commit_ingest(
                 ),
                 runs=[stored.run] if stored else [],
                 artifacts=[media, *(stored.artifacts if stored else [])],
+                ingested_at=utc_now(),
             )
         if stored is None or current.run(stored.run.run_id) is not None:
             return None

@@ -115,6 +115,16 @@ class MediaInfo(_Strict):
     probe: MediaProbe
 
 
+class EditRef(_Strict):
+    """A user edit overlay stored at ``key`` (never a change to the AI output itself)."""
+
+    edit_id: str
+    key: str
+    sha256: str
+    kind: str
+    created_at: datetime
+
+
 class Manifest(_Strict):
     """The commit record of a media item. A media item exists only once its manifest does."""
 
@@ -128,7 +138,13 @@ class Manifest(_Strict):
     media: MediaInfo
     runs: list[Run]
     artifacts: list[Artifact]
+    edits: list[EditRef] = Field(default_factory=list)
+    ingested_at: datetime | None = None
     legal_hold: bool = False
+
+    def current_run(self) -> Run | None:
+        """The run that is searchable: the latest one added."""
+        return self.runs[-1] if self.runs else None
 
     def run(self, run_id: str) -> Run | None:
         return next((r for r in self.runs if r.run_id == run_id), None)

@@ -75,6 +75,9 @@ class MediavaultSettings(BaseSettings):
     mongo_mode: Literal["embedded", "external", "disabled"] = "embedded"
     mongo_url: SecretStr | None = None
     mongo_database: str = "mediavault"
+    search_backend: Literal["tantivy", "solr"] = "tantivy"
+    tantivy_path: Path | None = Field(None, description="Default: $MEDIAVAULT_HOME/search/tantivy")
+    reindex_chunk_size: int = 64
     limits: IngestLimits = Field(default_factory=IngestLimits)
     batch_chunk_size: int = 8
     batch_max_concurrency: int = 4

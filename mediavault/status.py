@@ -87,7 +87,9 @@ def transition(
     database: Database, media_id: str, to: str, job_id: str, fields: dict[str, Any] | None = None
 ) -> str | None:
     """Move a media record to ``to`` with a conditional update; returns the previous status."""
-    media: Collection = database[MEDIA]
+    from mediavault.index_store import live_media_collection
+
+    media: Collection = live_media_collection(database)
     allowed_from = [status for status, targets in TRANSITIONS.items() if to in targets]
     now: datetime = utc_now()
     update = {"$set": {"status": to, "updated_at": now, "last_job_id": job_id, **(fields or {})}}

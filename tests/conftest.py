@@ -126,3 +126,11 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(params=["tantivy"])
+def search_index(request: pytest.FixtureRequest, tmp_path: Path):
+    """Every search backend; tests using it form the search conformance suite."""
+    from mediavault.search.tantivy_index import TantivySearchIndex
+
+    return TantivySearchIndex(tmp_path / "tantivy")

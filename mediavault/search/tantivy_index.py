@@ -1,0 +1,292 @@
+"""The embedded search backend: Tantivy indexes in generation directories under one base path.
+
+``CURRENT.json`` names the live generation and the previous one; it is replaced atomically
+(write, fsync, rename), so readers always open a complete generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import re
+import shutil
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from mediavault.errors import ConfigurationError
+from mediavault.projection import doc_digest
+from mediavault.search import FACET_FIELDS, SearchHit, SearchQuery, SearchResult, split_query
+
+RAW_FIELDS = ("id", "media_id", "run_id", "owner", "speaker", "speaker_name", "language", "tags", "title")
+POINTER = "CURRENT.json"
+_WORD = re.compile(r"[^\W_]+")
+
+
+def tokens(text: str) -> list[str]:
+    """Tantivy's default tokenizer: alphanumeric runs, lower-cased, long tokens dropped."""
+    return [t.lower() for t in _WORD.findall(text) if len(t) <= 40]
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    for name in RAW_FIELDS:
+        builder.add_text_field(name, stored=True, fast=name != "title", tokenizer_name="raw")
+    builder.add_text_field("text", stored=True, tokenizer_name="default")
+    builder.add_integer_field("seq", stored=True, indexed=False)
+    builder.add_float_field("start", stored=True, fast=True, indexed=True)
+    builder.add_float_field("end", stored=True, fast=True, indexed=False)
+    builder.add_date_field("ingested_at", stored=True, fast=True, indexed=True)
+    builder.add_integer_field("digest_a", fast=True, indexed=False)
+    builder.add_integer_field("digest_b", fast=True, indexed=False)
+    return builder.build()
+
+
+class TantivySearchIndex:
+    """SearchIndex on local disk. One writer per generation at a time (Tantivy's own lock)."""
+
+    def __init__(self, base: Path, writer_heap_bytes: int = 128 * 1024 * 1024) -> None:
+        self.base = base
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.schema = build_schema()
+        self.heap = writer_heap_bytes
+        self._writers: dict[int, Any] = {}
+        self._indexes: dict[int, tantivy.Index] = {}
+        self._lock = threading.RLock()
+
+    def _dir(self, generation: int) -> Path:
+        return self.base / f"gen-{generation:06d}"
+
+    def _index(self, generation: int) -> tantivy.Index:
+        with self._lock:
+            if generation not in self._indexes:
+                path = self._dir(generation)
+                if not path.is_dir():
+                    raise ConfigurationError(f"search generation {generation} does not exist at {path}")
+                self._indexes[generation] = tantivy.Index(self.schema, path=str(path), reuse=True)
+            return self._indexes[generation]
+
+    def _writer(self, generation: int) -> Any:
+        with self._lock:
+            if generation not in self._writers:
+                self._writers[generation] = self._index(generation).writer(heap_size=self.heap, num_threads=1)
+            return self._writers[generation]
+
+    def create_generation(self, generation: int) -> None:
+        path = self._dir(generation)
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        with self._lock:
+            self._indexes.pop(generation, None)
+            self._writers.pop(generation, None)
+            self._indexes[generation] = tantivy.Index(self.schema, path=str(path), reuse=False)
+
+    def add(self, generation: int, documents: list[dict[str, Any]]) -> None:
+        prepared = [self._document(d) for d in documents]
+        with self._lock:
+            writer = self._writer(generation)
+            for document in prepared:
+                writer.add_document(document)
+
+    @staticmethod
+    def _document(document: dict[str, Any]) -> tantivy.Document:
+        digest_a, digest_b = doc_digest(document)
+        fields = {k: v for k, v in document.items() if k != "ingested_at" and v is not None}
+        fields["ingested_at"] = datetime.fromisoformat(document["ingested_at"])
+        fields["digest_a"], fields["digest_b"] = digest_a, digest_b
+        if not fields.get("tags"):
+            fields.pop("tags", None)
+        return tantivy.Document(**fields)
+
+    def delete_media(self, generation: int, media_id: str) -> None:
+        with self._lock:
+            self._writer(generation).delete_documents_by_term("media_id", media_id)
+
+    def commit(self, generation: int) -> None:
+        with self._lock:
+            writer = self._writers.pop(generation, None)
+        if writer is not None:
+            writer.commit()
+            writer.wait_merging_threads()
+        self._index(generation).reload()
+
+    def summary(self, generation: int) -> tuple[int, int, int]:
+        index = self._index(generation)
+        index.reload()
+        searcher = index.searcher()
+        if searcher.num_docs == 0:
+            return 0, 0, 0
+        result = searcher.aggregate(
+            tantivy.Query.all_query(),
+            {"a": {"sum": {"field": "digest_a"}}, "b": {"sum": {"field": "digest_b"}}},
+        )
+        return searcher.num_docs, int(result["a"]["value"]), int(result["b"]["value"])
+
+    def _read_pointer(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.base / POINTER).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write_pointer(self, pointer: dict[str, Any]) -> None:
+        tmp = self.base / f".{POINTER}.tmp"
+        with open(tmp, "w") as handle:
+            json.dump(pointer, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.base / POINTER)
+
+    def live_generation(self) -> int | None:
+        return self._read_pointer().get("live")
+
+    def switch(self, generation: int) -> None:
+        self._index(generation)
+        pointer = self._read_pointer()
+        self._write_pointer({"live": generation, "previous": pointer.get("live")})
+
+    def rollback(self) -> int:
+        pointer = self._read_pointer()
+        previous = pointer.get("previous")
+        if previous is None or not self._dir(previous).is_dir():
+            raise ConfigurationError("no previous search generation to roll back to")
+        self._write_pointer({"live": previous, "previous": pointer.get("live")})
+        return previous
+
+    def drop_generation(self, generation: int) -> None:
+        with self._lock:
+            self._writers.pop(generation, None)
+            self._indexes.pop(generation, None)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self._dir(generation))
+
+    def generations(self) -> list[int]:
+        return sorted(int(p.name[4:]) for p in self.base.glob("gen-*") if p.name[4:].isdigit())
+
+    def _query(self, index: tantivy.Index, query: SearchQuery) -> tuple[tantivy.Query, tantivy.Query | None]:
+        schema = self.schema
+        must: list[tantivy.Query] = []
+        text_parts: list[tantivy.Query] = []
+        phrases, words = split_query(query.text)
+        for piece in [*phrases, *words]:
+            terms = tokens(piece)
+            if len(terms) == 1:
+                text_parts.append(tantivy.Query.term_query(schema, "text", terms[0]))
+            elif terms:
+                text_parts.append(tantivy.Query.phrase_query(schema, "text", terms))
+        must.extend(text_parts)
+        if query.speaker:
+            must.append(
+                tantivy.Query.boolean_query(
+                    [
+                        (
+                            tantivy.Occur.Should,
+                            tantivy.Query.term_query(schema, "speaker_name", query.speaker),
+                        ),
+                        (tantivy.Occur.Should, tantivy.Query.term_query(schema, "speaker", query.speaker)),
+                    ]
+                )
+            )
+        for name in ("media_id", "owner", "language"):
+            value = getattr(query, name)
+            if value:
+                must.append(tantivy.Query.term_query(schema, name, value))
+        if query.date_from or query.date_to:
+            must.append(
+                tantivy.Query.range_query(
+                    schema,
+                    "ingested_at",
+                    tantivy.FieldType.Date,
+                    query.date_from or datetime(1970, 1, 1, tzinfo=UTC),
+                    query.date_to or datetime(2262, 1, 1, tzinfo=UTC),
+                )
+            )
+        if query.text.strip() and not text_parts:
+            return tantivy.Query.empty_query(), None
+        combined = (
+            tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in must])
+            if must
+            else tantivy.Query.all_query()
+        )
+        text_query = (
+            tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in text_parts])
+            if text_parts
+            else None
+        )
+        return combined, text_query
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        live = self.live_generation()
+        if live is None:
+            return SearchResult(total=0, hits=[])
+        index = self._index(live)
+        index.reload()
+        searcher = index.searcher()
+        combined, text_query = self._query(index, query)
+        kwargs: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
+        if query.sort == "time":
+            kwargs.update(order_by_field="start", order=tantivy.Order.Asc)
+        result = searcher.search(combined, **kwargs)
+        snippets = (
+            tantivy.SnippetGenerator.create(searcher, text_query, self.schema, "text")
+            if text_query is not None and query.highlight
+            else None
+        )
+        hits = []
+        for score, address in result.hits:
+            doc = searcher.doc(address)
+            values = {k: v[0] for k, v in doc.to_dict().items() if v}
+            text = values.get("text", "")
+            hits.append(
+                SearchHit(
+                    id=values["id"],
+                    media_id=values["media_id"],
+                    run_id=values["run_id"],
+                    seq=values["seq"],
+                    start=values["start"],
+                    end=values["end"],
+                    speaker=values.get("speaker", ""),
+                    speaker_name=values.get("speaker_name", ""),
+                    text=text,
+                    title=values.get("title", ""),
+                    snippet=_snippet(snippets, doc, text) if snippets else html.escape(text),
+                    score=float(score) if query.sort == "relevance" else 0.0,
+                )
+            )
+        facets: dict[str, dict[str, int]] = {}
+        if query.facets and result.count:
+            aggregations = searcher.aggregate(
+                combined, {name: {"terms": {"field": name, "size": 20}} for name in FACET_FIELDS}
+            )
+            facets = {
+                name: {
+                    str(b["key"]): int(b["doc_count"])
+                    for b in aggregations[name]["buckets"]
+                    if b["key"] != ""
+                }
+                for name in FACET_FIELDS
+            }
+        return SearchResult(total=result.count, hits=hits, facets=facets)
+
+
+def _snippet(generator: Any, doc: Any, text: str) -> str:
+    snippet = generator.snippet_from_doc(doc)
+    fragment = snippet.fragment().encode()  # highlight offsets are UTF-8 byte offsets
+    if not fragment:
+        return html.escape(text)
+
+    def piece(start: int, end: int | None = None) -> str:
+        return html.escape(fragment[start:end].decode("utf-8", errors="replace"))
+
+    out, cursor = [], 0
+    for span in sorted(snippet.highlighted(), key=lambda h: h.start):
+        out.append(piece(cursor, span.start))
+        out.append(f"<b>{piece(span.start, span.end)}</b>")
+        cursor = span.end
+    out.append(piece(cursor))
+    return "".join(out)

@@ -1,0 +1,185 @@
+"""One conformance suite for every SearchIndex backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mediavault.projection import DigestSet
+from mediavault.search import SearchIndex, SearchQuery
+
+M1, M2 = "a" * 64, "b" * 64
+RUN = "c" * 32
+
+
+def doc(
+    media: str,
+    seq: int,
+    text: str,
+    speaker: str = "SPEAKER_00",
+    name: str | None = None,
+    start: float = 0.0,
+    owner: str = "team-a",
+    language: str = "en",
+    ingested: str = "2026-01-10T00:00:00+00:00",
+) -> dict:
+    return {
+        "id": f"{media}:{RUN}:{seq}",
+        "media_id": media,
+        "run_id": RUN,
+        "seq": seq,
+        "owner": owner,
+        "speaker": speaker,
+        "speaker_name": name or speaker,
+        "text": text,
+        "start": start,
+        "end": start + 2.0,
+        "language": language,
+        "title": f"title {media[:4]}",
+        "tags": ["x"],
+        "ingested_at": ingested,
+    }
+
+
+DOCS = [
+    doc(
+        M1,
+        0,
+        "And so my fellow Americans, ask not what your country can do for you",
+        "SPEAKER_00",
+        "Dr. Lee",
+        0.0,
+    ),
+    doc(M1, 1, "ask what you can do for your country", "SPEAKER_01", start=5.0),
+    doc(M1, 2, "Bonjour, est-ce que je parle à Denise?", "SPEAKER_00", "Dr. Lee", 9.0, language="en"),
+    doc(
+        M2,
+        0,
+        "The country budget for next year <script>alert(1)</script>",
+        "SPEAKER_05",
+        start=1.0,
+        owner="team-b",
+        language="fr",
+        ingested="2026-03-01T00:00:00+00:00",
+    ),
+    doc(
+        M2,
+        1,
+        "Ciudad y país: una frase en español",
+        "SPEAKER_05",
+        start=3.0,
+        owner="team-b",
+        language="fr",
+        ingested="2026-03-01T00:00:00+00:00",
+    ),
+]
+
+
+@pytest.fixture
+def live(search_index: SearchIndex) -> SearchIndex:
+    search_index.create_generation(1)
+    search_index.add(1, DOCS)
+    search_index.commit(1)
+    search_index.switch(1)
+    return search_index
+
+
+def ids(result) -> list[str]:
+    return [h.id for h in result.hits]
+
+
+def test_words_must_all_match_and_phrases_are_exact(live: SearchIndex) -> None:
+    assert live.search(SearchQuery(text="country")).total == 3
+    assert live.search(SearchQuery(text="country budget")).total == 1
+    phrase = live.search(SearchQuery(text='"your country"'))
+    assert sorted(ids(phrase)) == sorted([DOCS[0]["id"], DOCS[1]["id"]])
+    assert live.search(SearchQuery(text='"country your"')).total == 0
+
+
+def test_hits_carry_what_a_player_needs(live: SearchIndex) -> None:
+    hit = live.search(SearchQuery(text="Denise")).hits[0]
+    assert (hit.media_id, hit.start, hit.end, hit.speaker_name) == (M1, 9.0, 11.0, "Dr. Lee")
+    assert "<b>Denise</b>" in hit.snippet
+
+
+def test_snippets_escape_html(live: SearchIndex) -> None:
+    hit = live.search(SearchQuery(text="budget")).hits[0]
+    assert "<script>" not in hit.snippet and "&lt;script&gt;" in hit.snippet
+
+
+def test_filters(live: SearchIndex) -> None:
+    assert live.search(SearchQuery(text="country", speaker="Dr. Lee")).total == 1
+    assert live.search(SearchQuery(speaker="SPEAKER_01")).total == 1, "labels match too"
+    assert live.search(SearchQuery(media_id=M2)).total == 2
+    assert live.search(SearchQuery(owner="team-a")).total == 3
+    assert live.search(SearchQuery(language="fr")).total == 2
+    feb = datetime(2026, 2, 1, tzinfo=UTC)
+    assert live.search(SearchQuery(date_from=feb)).total == 2
+    assert live.search(SearchQuery(date_to=feb)).total == 3
+
+
+def test_facets_paging_and_time_sort(live: SearchIndex) -> None:
+    result = live.search(SearchQuery(text="country"))
+    assert result.facets["media_id"] == {M1: 2, M2: 1}
+    assert result.facets["speaker_name"] == {"Dr. Lee": 1, "SPEAKER_01": 1, "SPEAKER_05": 1}
+    assert result.facets["language"] == {"en": 2, "fr": 1}
+    by_time = live.search(SearchQuery(media_id=M1, sort="time"))
+    assert [h.start for h in by_time.hits] == [0.0, 5.0, 9.0]
+    page = live.search(SearchQuery(media_id=M1, sort="time", limit=2, offset=2))
+    assert [h.start for h in page.hits] == [9.0] and page.total == 3
+
+
+def test_non_english_text_is_searchable(live: SearchIndex) -> None:
+    assert live.search(SearchQuery(text="país")).total == 1
+    assert live.search(SearchQuery(text='"est-ce que"')).total == 1
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "text:* OR owner:team-b",
+        "owner:team-b",
+        "*",
+        '") OR ("',
+        "\\",
+        "country AND NOT budget",
+        "media_id:" + M2,
+        "+-&&||!(){}[]^~*?:\\/",
+        "{!join from=id to=id}country",
+        "$where",
+        "'; DROP",
+    ],
+)
+def test_query_syntax_in_user_text_is_only_text(live: SearchIndex, attack: str) -> None:
+    result = live.search(SearchQuery(text=attack, owner="team-a"))
+    assert all(h.media_id == M1 for h in result.hits), "a filter must never be escaped from"
+    if "country" not in attack.lower():
+        assert result.total == 0
+
+
+def test_filter_values_are_literal(live: SearchIndex) -> None:
+    assert live.search(SearchQuery(owner="team-a OR owner:team-b")).total == 0
+    assert live.search(SearchQuery(speaker="*")).total == 0
+
+
+def test_generations_switch_atomically_and_roll_back(live: SearchIndex) -> None:
+    live.create_generation(2)
+    live.add(2, DOCS[:2])
+    live.commit(2)
+    assert live.search(SearchQuery()).total == 5, "readers keep the live generation while 2 is built"
+    live.switch(2)
+    assert live.live_generation() == 2 and live.search(SearchQuery()).total == 2
+    assert live.rollback() == 1
+    assert live.search(SearchQuery()).total == 5
+
+
+def test_summary_counts_and_digests(live: SearchIndex) -> None:
+    expected = DigestSet()
+    for d in DOCS:
+        expected.add(d)
+    assert live.summary(1) == expected.as_tuple()
+    live.delete_media(1, M2)
+    live.commit(1)
+    assert live.summary(1)[0] == 3
+    assert live.search(SearchQuery(media_id=M2)).total == 0
