@@ -23,6 +23,10 @@ mongo_app = typer.Typer(help="The embedded MongoDB stand-in (SecantusDB).", no_a
 app.add_typer(mongo_app, name="mongo")
 blocks_app = typer.Typer(help="Prefect blocks for configuration and credentials.", no_args_is_help=True)
 app.add_typer(blocks_app, name="blocks")
+edit_app = typer.Typer(
+    help="User edits: written to the vault, applied to the index at once.", no_args_is_help=True
+)
+app.add_typer(edit_app, name="edit")
 console = Console()
 errors = Console(stderr=True)
 
@@ -323,6 +327,171 @@ def demo() -> None:
             console.print(
                 f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'"
             )
+
+
+def _timestamp(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours:d}:{minutes:02d}:{secs:06.3f}"
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help='Words and "quoted phrases"; all must match.')] = "",
+    speaker: Annotated[str | None, typer.Option(help="Speaker display name or label.")] = None,
+    media: Annotated[str | None, typer.Option("--media", help="Media id.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner.")] = None,
+    language: Annotated[str | None, typer.Option(help="Language.")] = None,
+    since: Annotated[str | None, typer.Option(help="Ingested on/after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Ingested on/before (YYYY-MM-DD).")] = None,
+    sort: Annotated[str, typer.Option(help="relevance or time.")] = "relevance",
+    limit: Annotated[int, typer.Option(help="Hits per page.")] = 10,
+    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Search every speaker statement; each hit jumps to media id and second."""
+    from datetime import datetime
+
+    from pydantic import ValidationError
+
+    from mediavault.api import search as run_search
+
+    def day(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value).astimezone() if value else None
+
+    try:
+        result = run_search(
+            text,
+            settings=_settings(),
+            speaker=speaker,
+            media_id=media,
+            owner=owner,
+            language=language,
+            date_from=day(since),
+            date_to=day(until),
+            sort=sort,
+            limit=limit,
+            offset=(max(page, 1) - 1) * limit,
+        )
+    except (ValidationError, ValueError, MediavaultError) as exc:
+        _fail(MediavaultError(str(exc)))
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    for hit in result.hits:
+        console.print(
+            f"[bold]{hit.media_id[:12]}[/] {_timestamp(hit.start)}-{_timestamp(hit.end)} "
+            f"[cyan]{hit.speaker_name or '-'}[/] {hit.title}"
+        )
+        console.print(f"   {hit.snippet}", markup=False, highlight=False)
+    console.print(f"{result.total} hit(s); page {page}")
+    for name, counts in result.facets.items():
+        if counts:
+            console.print(f"  {name}: " + ", ".join(f"{k[:16]} ({v})" for k, v in counts.items()))
+
+
+def _edit(media_id: str, kind: str, payload: dict[str, Any], author: str | None) -> None:
+    from mediavault.api import edit
+
+    store = vault_from_settings(_settings())
+    try:
+        result = edit(_resolve_media_id(store, media_id), kind, payload, author, settings=_settings())
+    except MediavaultError as exc:
+        _fail(exc)
+    console.print(
+        f"edit {result['edit_id']} committed (manifest v{result['manifest_version']}); "
+        f"{result['statements_reindexed']} statements re-indexed"
+    )
+
+
+AuthorOption = Annotated[str | None, typer.Option(help="Who made the edit.")]
+
+
+@edit_app.command("rename-speaker")
+def edit_rename_speaker(media_id: str, speaker: str, display_name: str, author: AuthorOption = None) -> None:
+    """Give a speaker label (e.g. SPEAKER_00) a display name."""
+    _edit(media_id, "rename-speaker", {"speaker": speaker, "display_name": display_name}, author)
+
+
+@edit_app.command("correct-text")
+def edit_correct_text(
+    media_id: str,
+    seq: int,
+    text: str,
+    run: Annotated[str | None, typer.Option(help="Run id (default: current)")] = None,
+    author: AuthorOption = None,
+) -> None:
+    """Correct the text of statement SEQ (its position in the transcript, from 0)."""
+    store = vault_from_settings(_settings())
+    manifest = manifests.latest_manifest(store, _resolve_media_id(store, media_id))
+    run_id = run or (manifest.current_run().run_id if manifest and manifest.current_run() else "")
+    _edit(media_id, "correct-text", {"run_id": run_id, "seq": seq, "text": text}, author)
+
+
+@edit_app.command("fix-metadata")
+def edit_fix_metadata(
+    media_id: str,
+    title: Annotated[str | None, typer.Option(help="New title.")] = None,
+    owner: Annotated[str | None, typer.Option(help="New owner.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace the tags (repeatable).")] = None,
+    language: Annotated[str | None, typer.Option(help="New language.")] = None,
+    author: AuthorOption = None,
+) -> None:
+    """Fix title, owner, tags or language."""
+    payload = {
+        k: v
+        for k, v in {"title": title, "owner": owner, "tags": tag, "language": language}.items()
+        if v is not None
+    }
+    _edit(media_id, "fix-metadata", payload, author)
+
+
+@app.command("export")
+def export_command(
+    media_id: str,
+    format_name: Annotated[str, typer.Option("--format", help="whisperx-json, srt, vtt or txt.")] = "srt",
+    run: Annotated[str | None, typer.Option(help="Run id (default: current).")] = None,
+) -> None:
+    """Print a transcript with every edit applied."""
+    from mediavault.api import export_transcript
+
+    store = vault_from_settings(_settings())
+    try:
+        text = export_transcript(_resolve_media_id(store, media_id), format_name, run, settings=_settings())
+    except MediavaultError as exc:
+        _fail(exc)
+    typer.echo(text, nl=False)
+
+
+@app.command("reindex")
+def reindex_command(
+    full: Annotated[bool, typer.Option("--full", help="Rebuild a new generation and switch.")] = False,
+    media: Annotated[str | None, typer.Option("--media", help="Re-index one media item.")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Re-index media ids with this prefix.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Re-index this owner's media.")] = None,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Make the previous generation live.")] = False,
+    config_block: BlockOption = None,
+) -> None:
+    """Project the vault into MongoDB and the search index (runs the 'reindex' flow)."""
+    _settings()
+    from flows.reindex import reindex_flow
+
+    mode = (
+        "rollback"
+        if rollback
+        else "full"
+        if full
+        else "targeted"
+        if (media or prefix or owner)
+        else "incremental"
+    )
+    try:
+        result = reindex_flow(
+            mode=mode, media_id=media, prefix=prefix, owner=owner, config_block=config_block
+        )
+    except Exception as exc:
+        _fail(exc)
+    console.print(", ".join(f"{k}: {v}" for k, v in result.items()))
 
 
 @blocks_app.command("register")

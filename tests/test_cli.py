@@ -134,3 +134,30 @@ def test_demo_runs_on_embedded_defaults(home: Path) -> None:
         assert record["status"] == "committed" and record["owner"] == "demo"
     finally:
         embedded.stop(home / "mongo")
+
+
+def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) -> None:
+    runner.env.update(
+        {
+            "MEDIAVAULT_MONGO_MODE": "external",
+            "MEDIAVAULT_MONGO_URL": mongo_url,
+            "MEDIAVAULT_MONGO_DATABASE": f"cli_{tmp_path.name[-16:]}",
+        }
+    )
+    ingested = runner.invoke(["ingest", str(JFK_MEDIA), "-o", str(JFK_JSON), "--title", "Ask not"])
+    assert ingested.exit_code == 0, ingested.output
+    media_id = next(word for word in ingested.output.split() if len(word) == 64)
+    full = runner.invoke(["reindex", "--full"])
+    assert full.exit_code == 0 and "switched: True" in full.output, full.output
+    found = runner.invoke(["search", '"ask not"'])
+    assert found.exit_code == 0 and media_id[:12] in found.output and "0:00:00.000" in found.output
+    assert "<b>ask</b>" in found.output.lower()
+    renamed = runner.invoke(["edit", "correct-text", media_id[:8], "0", "Ask not what your country can do."])
+    assert renamed.exit_code == 0 and "1 statements re-indexed" in renamed.output, renamed.output
+    assert (
+        "Ask not what your country can do." in runner.invoke(["export", media_id, "--format", "srt"]).output
+    )
+    bad = runner.invoke(["edit", "correct-text", media_id, "99", "x"])
+    assert bad.exit_code == 2 and "payload.seq" in bad.output
+    injected = runner.invoke(["search", "owner:other OR *", "--owner", "nobody"])
+    assert injected.exit_code == 0 and "0 hit(s)" in injected.output

@@ -1,0 +1,83 @@
+"""Re-index tasks. They take settings (picklable) and build backends per process, so the same
+flow can run its chunks on a thread pool or on Dask workers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from mediavault import reindex
+from mediavault.backends import index_target
+from mediavault.reindex import IndexTarget, ProjectedDigests
+from mediavault.settings import MediavaultSettings
+from tasks.common import RETRYING
+
+_targets: dict[str, IndexTarget] = {}
+_lock = threading.Lock()
+
+
+def target_for(settings: MediavaultSettings) -> IndexTarget:
+    """One IndexTarget per settings per process (clients and writers are reused)."""
+    key = settings.model_dump_json()
+    with _lock:
+        if key not in _targets:
+            _targets[key] = index_target(settings)
+        return _targets[key]
+
+
+@task(name="start rebuild", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def start_rebuild(settings: MediavaultSettings) -> tuple[int, int, list[str]]:
+    generation, start_seq, media_ids = reindex.start_rebuild(target_for(settings))
+    get_run_logger().info(
+        "building generation %d from %d media items (journal at %d)", generation, len(media_ids), start_seq
+    )
+    return generation, start_seq, media_ids
+
+
+@task(name="project chunk", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def project_chunk(settings: MediavaultSettings, generation: int, media_ids: list[str]) -> ProjectedDigests:
+    """Project a chunk of media items into the new generation; returns what was projected."""
+    digests = ProjectedDigests()
+    reindex.project_media(target_for(settings), generation, media_ids, replace=True, digests=digests)
+    return digests
+
+
+@task(name="verify and switch", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def finish_rebuild(
+    settings: MediavaultSettings, generation: int, start_seq: int, digests: ProjectedDigests, started: float
+) -> dict[str, Any]:
+    report = reindex.finish_rebuild(target_for(settings), generation, start_seq, digests, started)
+    get_run_logger().info(
+        "generation %d verified and live: %d media, %d statements",
+        report.generation,
+        report.media,
+        report.statements,
+    )
+    return report.as_dict()
+
+
+@task(name="incremental update", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def incremental(settings: MediavaultSettings) -> dict[str, Any]:
+    report = reindex.incremental(target_for(settings))
+    get_run_logger().info("incremental: %s", report)
+    return report
+
+
+@task(name="re-index media", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def reindex_media(settings: MediavaultSettings, media_ids: list[str]) -> int:
+    return reindex.reindex_media(target_for(settings), media_ids)
+
+
+@task(name="select media", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def select_media(
+    settings: MediavaultSettings, media_id: str | None, prefix: str | None, owner: str | None
+) -> list[str]:
+    return reindex.select_media(target_for(settings), media_id, prefix, owner)
+
+
+@task(name="roll back", cache_policy=NO_CACHE, persist_result=False)
+def rollback(settings: MediavaultSettings) -> int:
+    return reindex.rollback(target_for(settings))
