@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_deployment_entrypoint_loads_and_documents_its_parameters() -> None:
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     names = {d["name"] for d in config["deployments"]}
-    assert {"ingest", "batch-ingest"} <= names
+    assert {"ingest", "batch-ingest", "reindex", "reindex-incremental"} <= names
     for deployment in config["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
         schema = flow.parameters.model_dump()
