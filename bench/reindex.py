@@ -1,0 +1,221 @@
+"""Re-index benchmark on the embedded backends (SecantusDB + Tantivy). Not a timed test.
+
+Builds a synthetic vault of MEDIA x STATEMENTS statements (default 1,000 x 1,000 = 1M) through
+the real ingest path, then prints:
+  * full re-index time / raw load time of the same documents in the same run
+    (raw load = pyarrow read of every statements file + insert_many of the media documents into
+    the same MongoDB server + adding the statement documents to a fresh Tantivy index)
+  * peak RSS of this process (target < 1 GiB)
+  * search p50 / p95 over the whole index (target p95 < 50 ms)
+Usage: python bench/reindex.py [--media 1000] [--statements 1000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pymongo import MongoClient
+
+from mediavault import embedded, manifests
+from mediavault.index_store import MongoIndexStore
+from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.projection import load_applied_edits, media_document
+from mediavault.reindex import IndexTarget, full_rebuild
+from mediavault.search import SearchQuery
+from mediavault.search.tantivy_index import TantivySearchIndex
+from mediavault.settings import MediavaultSettings
+from mediavault.vault import LocalVault
+
+WORDS = [
+    "budget",
+    "council",
+    "school",
+    "meeting",
+    "water",
+    "policy",
+    "vote",
+    "public",
+    "transit",
+    "housing",
+    "teacher",
+    "student",
+    "district",
+    "report",
+    "motion",
+    "second",
+    "approve",
+    "minutes",
+    "community",
+    "safety",
+    "library",
+    "park",
+    "hospital",
+    "energy",
+    "climate",
+    "tax",
+    "revenue",
+    "county",
+    "state",
+    "federal",
+    "grant",
+    "plan",
+    "design",
+    "review",
+]
+
+
+def make_media(path: Path, seconds: int, salt: int) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(100)
+        out.writeframes(salt.to_bytes(4, "big") + bytes(seconds * 100 - 4))
+    return path
+
+
+def make_whisperx(path: Path, statements: int, rng: random.Random) -> Path:
+    segments = []
+    for i in range(statements):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 14))]
+        start = i * 1.0
+        segments.append(
+            {
+                "start": start,
+                "end": start + 0.9,
+                "text": " " + " ".join(words) + ".",
+                "speaker": f"SPEAKER_{rng.randint(0, 5):02d}",
+                "words": [
+                    {"word": w, "start": start + j * 0.05, "end": start + j * 0.05 + 0.04, "score": 0.9}
+                    for j, w in enumerate(words)
+                ],
+            }
+        )
+    path.write_text(json.dumps({"segments": segments, "language": "en"}))
+    return path
+
+
+def build_vault(root: Path, media: int, statements: int) -> LocalVault:
+    vault = LocalVault(root / "vault")
+    settings = MediavaultSettings(home=root / "home", mongo_mode="disabled")
+    rng = random.Random(7)
+    work = root / "inputs"
+    work.mkdir()
+    for i in range(media):
+        audio = make_media(work / f"m{i}.wav", statements + 5, i)
+        output = make_whisperx(work / f"m{i}.json", statements, rng)
+        ingest(
+            vault,
+            IngestRequest(
+                media=str(audio),
+                outputs=[OutputSpec(str(output))],
+                metadata={"title": f"meeting {i}", "owner": f"team-{i % 7}"},
+            ),
+            settings,
+        )
+        audio.unlink()
+        output.unlink()
+    return vault
+
+
+def raw_load(vault: LocalVault, database, tantivy_dir: Path) -> float:
+    """The baseline: pyarrow read of every statements file, the same statement documents added to a
+    fresh Tantivy index, and insert_many of the same media documents. No manifests, no edits, no
+    generations, no verification. Media documents are prepared before the clock starts."""
+    media_docs, files = [], []
+    for media_id in manifests.list_media_ids(vault):
+        manifest = manifests.latest_manifest(vault, media_id)
+        media_docs.append(media_document(manifest, load_applied_edits(vault, manifest)))
+        files.append(vault.root / next(a.key for a in manifest.artifacts if a.kind == "statements"))
+    search = TantivySearchIndex(tantivy_dir)
+    search.create_generation(1)
+    started = time.perf_counter()
+    for media_doc, path in zip(media_docs, files, strict=True):
+        table = pq.read_table(path, columns=["seq", "start", "end", "speaker", "text", "language", "run_id"])
+        search.add(
+            1,
+            [
+                {
+                    "id": f"{media_doc['_id']}:{row['run_id']}:{row['seq']}",
+                    "media_id": media_doc["_id"],
+                    "run_id": row["run_id"],
+                    "seq": row["seq"],
+                    "owner": media_doc["owner"] or "",
+                    "speaker": row["speaker"] or "",
+                    "speaker_name": row["speaker"] or "",
+                    "text": row["text"].strip(),
+                    "start": row["start"],
+                    "end": row["end"],
+                    "language": media_doc["language"] or row["language"] or "",
+                    "title": media_doc["title"] or "",
+                    "tags": media_doc["tags"],
+                    "ingested_at": media_doc["ingested_at"],
+                }
+                for row in table.to_pylist()
+            ],
+        )
+    database["raw_media"].insert_many(media_docs)
+    search.commit(1)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--media", type=int, default=1000)
+    parser.add_argument("--statements", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("MEDIAVAULT_BENCH_DIR")) as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        vault = build_vault(root, args.media, args.statements)
+        print(
+            f"synthetic vault: {args.media} media x {args.statements} statements "
+            f"built in {time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
+        server = embedded.ensure_running(root / "mongo")
+        try:
+            database = MongoClient(server.url, tz_aware=True)["bench"]
+            baseline = raw_load(vault, database, root / "raw-tantivy")
+            target = IndexTarget(vault, MongoIndexStore(database), TantivySearchIndex(root / "tantivy"))
+            started = time.perf_counter()
+            report = full_rebuild(target)
+            rebuild = time.perf_counter() - started
+            assert report.statements == args.media * args.statements, report
+            rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rng = random.Random(11)
+            latencies = []
+            for i in range(args.queries):
+                words = rng.sample(WORDS, 2)
+                text = f'"{words[0]} {words[1]}"' if i % 3 == 0 else " ".join(words)
+                query = SearchQuery(text=text, speaker=f"SPEAKER_0{i % 6}" if i % 4 == 0 else None)
+                q0 = time.perf_counter()
+                target.search.search(query)
+                latencies.append((time.perf_counter() - q0) * 1000)
+        finally:
+            embedded.stop(root / "mongo")
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    ratio = rebuild / baseline
+    print(f"raw load {baseline:.1f}s, full re-index {rebuild:.1f}s: ratio {ratio:.2f} (target <= 1.3)")
+    print(f"peak RSS {rss_mib:.0f} MiB (target < 1024)")
+    print(
+        f"search over {report.statements:,} statements: p50 {p50:.1f} ms, p95 {p95:.1f} ms (target p95 < 50)"
+    )
+
+
+if __name__ == "__main__":
+    main()
