@@ -16,7 +16,22 @@ def search_from_settings(settings: MediavaultSettings) -> SearchIndex:
         from mediavault.search.tantivy_index import TantivySearchIndex
 
         return TantivySearchIndex(settings.tantivy_path or settings.home / "search" / "tantivy")
-    raise ConfigurationError(f"search backend {settings.search_backend!r} is not available in this build")
+    if not settings.solr_url:
+        raise ConfigurationError("search_backend is 'solr' but MEDIAVAULT_SOLR_URL is not set")
+    from mediavault.search.solr_index import SolrSearchIndex
+
+    auth = None
+    if settings.solr_username and settings.solr_password:
+        auth = (settings.solr_username, settings.solr_password.get_secret_value())
+    return SolrSearchIndex(
+        settings.solr_url,
+        name=settings.solr_name,
+        mode=settings.solr_mode,
+        configset=settings.solr_configset,
+        timeout=settings.solr_timeout_seconds,
+        batch_size=settings.solr_batch_size,
+        auth=auth,
+    )
 
 
 def index_target(settings: MediavaultSettings) -> IndexTarget:

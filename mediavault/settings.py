@@ -76,6 +76,14 @@ class MediavaultSettings(BaseSettings):
     mongo_url: SecretStr | None = None
     mongo_database: str = "mediavault"
     search_backend: Literal["tantivy", "solr"] = "tantivy"
+    solr_url: str | None = Field(None, description="e.g. http://solr:8983/solr")
+    solr_mode: Literal["cloud", "standalone"] = "cloud"
+    solr_name: str = Field("mediavault", description="Alias (cloud) or live core name (standalone)")
+    solr_configset: str = "mediavault"
+    solr_username: str | None = None
+    solr_password: SecretStr | None = None
+    solr_timeout_seconds: float = 30.0
+    solr_batch_size: int = 1000
     tantivy_path: Path | None = Field(None, description="Default: $MEDIAVAULT_HOME/search/tantivy")
     reindex_chunk_size: int = 64
     limits: IngestLimits = Field(default_factory=IngestLimits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -128,9 +129,41 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-@pytest.fixture(params=["tantivy"])
+@pytest.fixture(scope="session")
+def fake_solr() -> Iterator:
+    """The Solr HTTP-contract stand-in on loopback (see tests/fake_solr.py)."""
+    from tests.fake_solr import FakeSolr
+
+    server = FakeSolr().start()
+    yield server
+    server.stop()
+
+
+SEARCH_BACKENDS = ["tantivy", "solr-cloud", "solr-standalone"]
+if os.environ.get("MEDIAVAULT_TEST_SOLR_URL"):
+    SEARCH_BACKENDS.append("solr-real")
+
+
+@pytest.fixture(params=SEARCH_BACKENDS)
 def search_index(request: pytest.FixtureRequest, tmp_path: Path):
-    """Every search backend; tests using it form the search conformance suite."""
+    """Every search backend; tests using it form the search conformance suite.
+
+    ``solr-real`` runs when MEDIAVAULT_TEST_SOLR_URL points at a Solr with the shipped configset
+    (MEDIAVAULT_TEST_SOLR_MODE=cloud|standalone, default cloud)."""
+    from mediavault.search.solr_index import SolrSearchIndex
     from mediavault.search.tantivy_index import TantivySearchIndex
 
-    return TantivySearchIndex(tmp_path / "tantivy")
+    if request.param == "tantivy":
+        yield TantivySearchIndex(tmp_path / "tantivy")
+        return
+    name = f"mvtest{uuid.uuid4().hex[:8]}"
+    if request.param == "solr-real":
+        mode = os.environ.get("MEDIAVAULT_TEST_SOLR_MODE", "cloud")
+        index = SolrSearchIndex(os.environ["MEDIAVAULT_TEST_SOLR_URL"], name=name, mode=mode)
+        yield index
+        for generation in index.generations():
+            with contextlib.suppress(Exception):
+                index.drop_generation(generation)
+        return
+    server = request.getfixturevalue("fake_solr")
+    yield SolrSearchIndex(server.url, name=name, mode=request.param.removeprefix("solr-"), retries=2)

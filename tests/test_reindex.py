@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from mediavault.index_store import MongoIndexStore, live_media_collection
 from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.reindex import IndexTarget
 from mediavault.search import SearchQuery
-from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import LocalVault
 from tests.conftest import REAL
@@ -29,10 +27,9 @@ FIXTURES = [
 
 
 @pytest.fixture
-def target(tmp_path: Path, mongo_db) -> IndexTarget:
-    return IndexTarget(
-        LocalVault(tmp_path / "vault"), MongoIndexStore(mongo_db), TantivySearchIndex(tmp_path / "tantivy")
-    )
+def target(tmp_path: Path, mongo_db, search_index) -> IndexTarget:
+    """The vault and MongoDB with every search backend (Tantivy, Solr cloud and standalone)."""
+    return IndexTarget(LocalVault(tmp_path / "vault"), MongoIndexStore(mongo_db), search_index)
 
 
 @pytest.fixture
@@ -110,8 +107,9 @@ def test_edits_apply_at_once_survive_a_wipe_and_export(target, settings, tmp_pat
 
     before = snapshot(target)
     target.store.database.client.drop_database(target.store.database.name)
-    shutil.rmtree(target.search.base)
-    wiped = IndexTarget(target.vault, target.store, TantivySearchIndex(target.search.base))
+    target.search.destroy()
+    assert target.search.live_generation() is None and target.store.live_generation() is None
+    wiped = target
     reindex.full_rebuild(wiped)
     after = snapshot(wiped)
     assert after == before, "wipe + re-index must reproduce the index exactly, edits included"

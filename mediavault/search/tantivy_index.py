@@ -165,6 +165,13 @@ class TantivySearchIndex:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._dir(generation))
 
+    def destroy(self) -> None:
+        with self._lock:
+            self._writers.clear()
+            self._indexes.clear()
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.base.mkdir(parents=True, exist_ok=True)
+
     def generations(self) -> list[int]:
         return sorted(int(p.name[4:]) for p in self.base.glob("gen-*") if p.name[4:].isdigit())
 
