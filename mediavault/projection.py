@@ -19,7 +19,7 @@ from mediavault.vault.base import Vault
 
 BATCH_ROWS = 2_000
 DIGEST_BITS = 24
-DIGEST_MASK = (1 << DIGEST_BITS) - 1
+DIGEST_FIELDS = ("digest_a", "digest_b")
 
 
 def _iso(value: Any) -> str | None:
@@ -32,7 +32,8 @@ def doc_digest(document: dict[str, Any]) -> tuple[int, int]:
     Sums of these over a generation are exact in a float64 aggregation up to 2^29 documents, so a
     search backend can verify a whole generation without reading documents back.
     """
-    digest = hashlib.sha256(canonical_json(document)).digest()
+    content = {k: v for k, v in document.items() if k not in DIGEST_FIELDS}
+    digest = hashlib.sha256(canonical_json(content)).digest()
     return int.from_bytes(digest[:3], "big"), int.from_bytes(digest[3:6], "big")
 
 
@@ -44,11 +45,13 @@ class DigestSet:
     sum_a: int = 0
     sum_b: int = 0
 
-    def add(self, document: dict[str, Any]) -> None:
+    def add(self, document: dict[str, Any]) -> tuple[int, int]:
+        """Count a document; returns its digest pair."""
         a, b = doc_digest(document)
         self.count += 1
         self.sum_a += a
         self.sum_b += b
+        return a, b
 
     def merge(self, other: DigestSet) -> None:
         self.count += other.count

@@ -72,9 +72,9 @@ def project_media(
         target.store.upsert(generation, [projection.media_doc])
         statement_digest = DigestSet()
         for batch in batches:
-            target.search.add(generation, batch)
             for document in batch:
-                statement_digest.add(document)
+                document["digest_a"], document["digest_b"] = statement_digest.add(document)
+            target.search.add(generation, batch)
         written += statement_digest.count
         if digests is not None:
             media_digest = DigestSet()

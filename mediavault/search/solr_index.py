@@ -151,7 +151,9 @@ class SolrSearchIndex:
 
     @staticmethod
     def _document(document: dict[str, Any]) -> dict[str, Any]:
-        digest_a, digest_b = doc_digest(document)
+        digest_a, digest_b = (
+            (document["digest_a"], document["digest_b"]) if "digest_a" in document else doc_digest(document)
+        )
         fields = {k: v for k, v in document.items() if v not in (None, [])}
         fields["ingested_at"] = _solr_date(document["ingested_at"])
         fields["digest_a"], fields["digest_b"] = digest_a, digest_b

@@ -96,7 +96,9 @@ class TantivySearchIndex:
 
     @staticmethod
     def _document(document: dict[str, Any]) -> tantivy.Document:
-        digest_a, digest_b = doc_digest(document)
+        digest_a, digest_b = (
+            (document["digest_a"], document["digest_b"]) if "digest_a" in document else doc_digest(document)
+        )
         fields = {k: v for k, v in document.items() if k != "ingested_at" and v is not None}
         fields["ingested_at"] = datetime.fromisoformat(document["ingested_at"])
         fields["digest_a"], fields["digest_b"] = digest_a, digest_b
