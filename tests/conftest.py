@@ -100,9 +100,13 @@ def real_fixture(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real SecantusDB server (MongoDB wire protocol) on loopback, started by the product's launcher."""
+    """A real SecantusDB server (MongoDB wire protocol) on loopback, started by the product's launcher,
+    or the MongoDB that MEDIAVAULT_TEST_MONGO_URL names."""
     from mediavault import embedded
 
+    if os.environ.get("MEDIAVAULT_TEST_MONGO_URL"):
+        yield os.environ["MEDIAVAULT_TEST_MONGO_URL"]  # a real MongoDB, e.g. in the integration workflow
+        return
     base = tmp_path_factory.mktemp("secantus")
     server = embedded.ensure_running(base)
     yield server.url
