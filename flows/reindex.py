@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from blocks import resolve_settings
+from mediavault import progress
 from mediavault.reindex import ProjectedDigests, chunks_of
 from tasks.reindex import (
     finish_rebuild,
@@ -80,12 +81,14 @@ def _full(settings, chunk_size: int) -> dict[str, Any]:
     )
     digests = ProjectedDigests()
     window = max(1, settings.batch_max_concurrency)
+    advance = progress.reporter(f"re-index into generation {generation}", len(media_ids))
     for start in range(0, len(chunks), window):
-        futures = [
-            project_chunk.submit(settings, generation, chunk) for chunk in chunks[start : start + window]
-        ]
-        for future in futures:
+        batch = chunks[start : start + window]
+        futures = [project_chunk.submit(settings, generation, chunk) for chunk in batch]
+        for chunk, future in zip(batch, futures, strict=True):
             _merge(digests, future.result())
+            if advance:
+                advance(len(chunk))
         update_progress_artifact(progress_id, 100.0 * min(len(chunks), start + window) / max(1, len(chunks)))
     update_progress_artifact(progress_id, 100.0)
     return {"mode": "full", **finish_rebuild(settings, generation, start_seq, digests, started)}

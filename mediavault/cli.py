@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mediavault import embedded, journal, manifests
@@ -63,8 +63,8 @@ def _run_flow(call):
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
             console=console,
             transient=False,
         ) as bar,
@@ -486,8 +486,10 @@ def reindex_command(
         else "incremental"
     )
     try:
-        result = reindex_flow(
-            mode=mode, media_id=media, prefix=prefix, owner=owner, config_block=config_block
+        result = _run_flow(
+            lambda: reindex_flow(
+                mode=mode, media_id=media, prefix=prefix, owner=owner, config_block=config_block
+            )
         )
     except Exception as exc:
         _fail(exc)

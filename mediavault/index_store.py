@@ -8,6 +8,7 @@ every access, so they never see a half-built generation.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pymongo import ASCENDING, ReplaceOne
@@ -15,7 +16,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from mediavault.errors import ConfigurationError
+from mediavault.errors import ConfigurationError, InputError
 from mediavault.models import utc_now
 from mediavault.projection import DigestSet
 
@@ -130,6 +131,27 @@ class MongoIndexStore:
             {"$set": {field: seq}},
         )
         return result.modified_count == 1
+
+    def find_media(
+        self, owner: str | None = None, tag: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Media documents of the live generation matching exact values.
+
+        Every value must be a plain string and is compared with ``$eq``, so a value such as
+        ``{"$ne": null}`` or ``"$where"`` can never become an operator."""
+        query: dict[str, Any] = {}
+        for field, value in (("owner", owner), ("tags", tag), ("status", status)):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InputError("query", field, f"must be a string, got {type(value).__name__}")
+            query[field] = {"$eq": value}
+        return list(live_media_collection(self.database).find(query).sort("_id", ASCENDING).limit(limit))
+
+    def media(self, media_id: str) -> dict[str, Any] | None:
+        if not isinstance(media_id, str) or not re.fullmatch(r"[0-9a-f]{64}", media_id):
+            raise InputError("query", "media_id", "must be a 64-character hex media id")
+        return live_media_collection(self.database).find_one({"_id": {"$eq": media_id}})
 
     def drop_generation(self, generation: int) -> None:
         self.database.drop_collection(collection_name(generation))

@@ -39,13 +39,18 @@ def test_full_reindex_on_a_dask_cluster(tmp_path: Path, monkeypatch, mongo_url: 
         monkeypatch.setenv(key, value)
     settings = MediavaultSettings()
     vault = vault_from_settings(settings)
-    names = ["whisperx_fr_call_diarized.json", "whisperx_en_call2_nospeaker.json", "whisper_ru_call_largev3.json"]
+    names = [
+        "whisperx_fr_call_diarized.json",
+        "whisperx_en_call2_nospeaker.json",
+        "whisper_ru_call_largev3.json",
+    ]
     for i, name in enumerate(names):
         media = make_wav(tmp_path / f"{i}.wav", 240, frequency=300 + 40 * i)
         ingest(vault, IngestRequest(media=str(media), outputs=[OutputSpec(str(REAL / name))]), settings)
 
-    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
-                                            "dashboard_address": None})
+    runner = DaskTaskRunner(
+        cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    )
     result = reindex_flow.with_options(task_runner=runner)(mode="full", chunk_size=1)
     assert result["switched"] and result["media"] == 3
     assert result["statements"] == 54 + 53 + 19
