@@ -197,7 +197,7 @@ def manifest_status(database: Any, vault: Vault, media_id: str, job_id: str) -> 
 
     manifest = manifests.latest_manifest(vault, media_id)
     if manifest is not None:
-        status.transition(database, media_id, "committed", job_id, status.manifest_fields(manifest))
+        status.transition(database, media_id, "committed", job_id, status.manifest_fields(vault, manifest))
         status.record_event(
             database, job_id, "committed", media_id=media_id, manifest_version=manifest.version
         )

@@ -20,6 +20,7 @@ from mediavault import embedded
 from mediavault.errors import TerminalError
 from mediavault.models import Manifest, utc_now
 from mediavault.settings import MediavaultSettings
+from mediavault.vault.base import Vault
 
 MEDIA = "media"
 JOB_EVENTS = "job_events"
@@ -120,17 +121,9 @@ def transition(
     raise InvalidTransition(f"media {media_id}: status kept changing under us")
 
 
-def manifest_fields(manifest: Manifest) -> dict[str, Any]:
-    """What the media record says about a committed manifest."""
-    return {
-        "manifest_version": manifest.version,
-        "title": manifest.metadata.title,
-        "owner": manifest.metadata.owner,
-        "tags": manifest.metadata.tags,
-        "language": manifest.metadata.language,
-        "source_url": manifest.metadata.source_url,
-        "duration_seconds": manifest.media.probe.duration_seconds,
-        "size": manifest.media.size,
-        "tier": "hot",
-        "runs": [run.run_id for run in manifest.runs],
-    }
+def manifest_fields(vault: Vault, manifest: Manifest) -> dict[str, Any]:
+    """The media record for a committed manifest: the same projection a re-index writes."""
+    from mediavault.projection import load_applied_edits, media_document
+
+    document = media_document(manifest, load_applied_edits(vault, manifest))
+    return {k: v for k, v in document.items() if k not in ("_id", "status")}

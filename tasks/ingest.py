@@ -12,6 +12,7 @@ from mediavault import SCHEMA_VERSION, inbox, ingest, progress, status
 from mediavault.ingest import IngestRequest, PreparedIngest, StoredRun
 from mediavault.models import Artifact
 from mediavault.settings import MediavaultSettings
+from mediavault.vault import vault_from_settings
 from mediavault.vault.base import Vault
 from tasks.common import RETRYING
 
@@ -115,7 +116,9 @@ def record_status(
     if database is None:
         return False
     if to_status and media_id:
-        fields = status.manifest_fields(manifest) if manifest is not None else None
+        fields = (
+            status.manifest_fields(vault_from_settings(settings), manifest) if manifest is not None else None
+        )
         status.transition(database, media_id, to_status, job_id, fields)
     status.record_event(database, job_id, event, media_id=media_id, **detail)
     return True

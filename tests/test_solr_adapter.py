@@ -55,6 +55,13 @@ def test_cloud_switch_is_an_alias_move(cloud: SolrSearchIndex, fake_solr) -> Non
     assert cloud.rollback() == 1 and cloud.search(SearchQuery()).total == 5
 
 
+def test_generations_ignore_other_collections_on_the_same_solr(cloud: SolrSearchIndex, fake_solr) -> None:
+    other = SolrSearchIndex(fake_solr.url, name=f"{cloud.name}x", mode="cloud")
+    other.create_generation(7)
+    assert cloud.generations() == [1]
+    assert other.generations() == [7]
+
+
 def test_standalone_switch_is_a_core_swap(fake_solr) -> None:
     index = SolrSearchIndex(fake_solr.url, name=f"s{uuid.uuid4().hex[:8]}", mode="standalone")
     for generation, docs in ((1, DOCS), (2, DOCS[:1])):

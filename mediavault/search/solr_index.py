@@ -275,7 +275,8 @@ class SolrSearchIndex:
                 self._admin("cores", action="UNLOAD", core=name, deleteIndex="true", deleteInstanceDir="true")
 
     def generations(self) -> list[int]:
-        found = {self._generation_of(n) for n in self._names()}
+        own = re.compile(rf"^{re.escape(self.name)}_g(\d+)$")
+        found: set[int | None] = {int(m.group(1)) for n in self._names() if (m := own.match(n))}
         if self.mode == "standalone":
             for fixed in (self.name, f"{self.name}_previous"):
                 if fixed in self._names():
