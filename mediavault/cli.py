@@ -496,6 +496,26 @@ def reindex_command(
     console.print(", ".join(f"{k}: {v}" for k, v in result.items()))
 
 
+@app.command("verify")
+def verify_command(
+    sample: Annotated[float, typer.Option(help="Percent of objects to check (100 = all).")] = 100.0,
+    vault: VaultOption = None,
+    config_block: BlockOption = None,
+) -> None:
+    """Recompute checksums of stored objects (runs the 'verify' flow). Never deletes anything."""
+    _settings(vault)
+    from flows.verify import verify_flow
+
+    try:
+        result = verify_flow(sample_percent=sample, config_block=config_block, vault_url=vault)
+    except Exception as exc:
+        _fail(exc)
+    console.print(
+        f"ok: {result['checked']} objects ({result['bytes_checked']:,} bytes) match; "
+        f"report {result['report_key']}"
+    )
+
+
 @blocks_app.command("register")
 def blocks_register() -> None:
     """Register the mediavault block types with the Prefect API so the UI can edit them."""

@@ -1,0 +1,19 @@
+"""Run reports, kept in the vault (small JSON, create-if-absent) so they are backed up with it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from mediavault import SCHEMA_VERSION
+from mediavault.models import utc_now
+from mediavault.vault.base import Vault
+
+
+def write_report(vault: Vault, kind: str, body: dict[str, Any]) -> str:
+    now = utc_now()
+    key = f"reports/{kind}/{now:%Y/%m/%d}/{now:%H%M%S}-{uuid.uuid4().hex[:8]}.json"
+    document = {"schema_version": SCHEMA_VERSION, "kind": kind, "created_at": now.isoformat(), **body}
+    vault.put_bytes(key, json.dumps(document, indent=2, default=str).encode(), "application/json")
+    return key
