@@ -496,6 +496,33 @@ def reindex_command(
     console.print(", ".join(f"{k}: {v}" for k, v in result.items()))
 
 
+@app.command("stats")
+def stats_command(
+    vault: VaultOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Storage use by artifact class and tier, and growth by month (DuckDB over the manifests)."""
+    from mediavault.stats import storage_stats
+
+    store = vault_from_settings(_settings(vault))
+    stats = storage_stats(store)
+    if as_json:
+        console.print_json(json.dumps(stats, default=str))
+        return
+    console.print(
+        f"{store.url}: {stats['media']} media items, {stats['objects']} objects, {_human(stats['bytes'])}"
+    )
+    for title, rows, key in (
+        ("by class", stats["by_class"], "class"),
+        ("by tier", stats["by_tier"], "tier"),
+        ("growth by month", stats["growth"], "month"),
+    ):
+        table = Table(key, "objects" if key != "month" else "media", "size", title=title)
+        for row in rows:
+            table.add_row(str(row[key]), str(row.get("objects", row.get("media"))), _human(row["bytes"]))
+        console.print(table)
+
+
 @app.command("verify")
 def verify_command(
     sample: Annotated[float, typer.Option(help="Percent of objects to check (100 = all).")] = 100.0,
