@@ -12,7 +12,7 @@ from prefect.states import Failed
 
 from blocks import resolve_settings
 from mediavault import inbox
-from mediavault.errors import InputError
+from mediavault.errors import InputError, InsufficientSpace
 from mediavault.ingest import IngestRequest, OutputSpec
 from mediavault.vault import vault_from_settings
 from mediavault.vault.s3 import make_s3_client
@@ -94,8 +94,8 @@ def ingest_flow(
         provenance={"model": model, "version": model_version, "parameters": model_parameters or {}},
     )
     try:
-        prepared = validate_inputs(request, settings)
-    except InputError as exc:
+        prepared = validate_inputs(request, settings, vault)
+    except (InputError, InsufficientSpace) as exc:
         record_status(settings, job_id, "rejected", error=str(exc), media=media)
         create_markdown_artifact(
             f"# Ingest rejected\n\n`{exc}`\n\nNothing was written.",

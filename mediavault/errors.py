@@ -25,6 +25,10 @@ class ConfigurationError(TerminalError):
     """The settings do not describe a usable backend."""
 
 
+class InsufficientSpace(TerminalError):
+    """A local vault or temp directory would run too low on free space."""
+
+
 class IntegrityError(TerminalError):
     """Stored bytes do not match the checksum recorded for them."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mediavault import SCHEMA_VERSION, manifests
-from mediavault.errors import InputError
+from mediavault.errors import InputError, InsufficientSpace
 from mediavault.formats import FORMAT_RICHNESS, FORMATS, Transcript, detect_format, parse_output
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.hashing import sha256_bytes
@@ -157,6 +157,21 @@ def prepare(request: IngestRequest, settings: MediavaultSettings, s3_client: Any
     for output in outputs:
         _check_duration(output, probe, settings)
     return PreparedIngest(media, probe, metadata, provenance, outputs)
+
+
+def check_free_space(vault: Vault, prepared: PreparedIngest, settings: MediavaultSettings) -> None:
+    """Refuse to fill a local vault: media plus outputs must leave limits.min_free_bytes free."""
+    free_bytes = getattr(vault, "free_bytes", None)
+    if free_bytes is None:
+        return
+    needed = prepared.media.size + sum(len(o.data) for o in prepared.outputs) * 3
+    available = free_bytes()
+    if available - needed < settings.limits.min_free_bytes:
+        raise InsufficientSpace(
+            f"refusing to ingest {prepared.media.display}: {vault.url} has {available:,} bytes free, "
+            f"the ingest needs about {needed:,} and limits.min_free_bytes keeps "
+            f"{settings.limits.min_free_bytes:,}"
+        )
 
 
 def store_media(
@@ -347,6 +362,7 @@ def ingest(
 ) -> IngestResult:
     """All steps in one call (the CLI and batch chunks use this; the flow calls the steps)."""
     prepared = prepare(request, settings)
+    check_free_space(vault, prepared, settings)
     ensure_vault_descriptor(vault)
     media, media_created = store_media(vault, prepared, progress)
     stored = store_run(vault, media.sha256, prepared)

@@ -60,6 +60,9 @@ class IngestLimits(BaseModel):
     max_filename_bytes: int = 255
     duration_tolerance_seconds: float = 5.0
     duration_tolerance_ratio: float = 0.05
+    min_free_bytes: int = Field(
+        64 * 1024**2, description="Refuse an ingest that would leave less free space in a local vault."
+    )
 
 
 class MediavaultSettings(BaseSettings):

@@ -18,9 +18,13 @@ from tasks.common import RETRYING
 
 
 @task(name="validate inputs", cache_policy=NO_CACHE, persist_result=False)
-def validate_inputs(request: IngestRequest, settings: MediavaultSettings) -> PreparedIngest:
+def validate_inputs(
+    request: IngestRequest, settings: MediavaultSettings, vault: Vault | None = None
+) -> PreparedIngest:
     """Parse and check every input; bad input fails here, unretried, before any write."""
     prepared = ingest.prepare(request, settings)
+    if vault is not None:
+        ingest.check_free_space(vault, prepared, settings)
     get_run_logger().info(
         "validated %s (%s, %.1fs) with %d output(s)",
         prepared.media.display,

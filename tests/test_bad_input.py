@@ -226,3 +226,15 @@ def test_two_outputs_of_one_format(vault: Vault, settings_for) -> None:
         outputs=[OutputSpec(str(REAL / "whisper_en_jfk.srt")), OutputSpec(str(REAL / "whisper_en_jfk.srt"))],
     )
     expect_rejected(vault, settings_for(vault), request, "jfk.flac", "outputs")
+
+
+def test_local_vault_free_space_guard(tmp_path: Path, settings_for) -> None:
+    from mediavault.errors import InsufficientSpace
+    from mediavault.vault import LocalVault
+
+    vault = LocalVault(tmp_path / "vault")
+    settings = settings_for(vault)
+    settings.limits.min_free_bytes = 10**18
+    with pytest.raises(InsufficientSpace, match=r"limits\.min_free_bytes"):
+        ingest(vault, IngestRequest(media=str(JFK_MEDIA)), settings)
+    assert stored_keys(vault) == []
