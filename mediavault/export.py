@@ -10,6 +10,7 @@ from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.formats.transcript import Transcript
 from mediavault.parquet import read_transcript
 from mediavault.projection import load_applied_edits
+from mediavault.tiers import ArtifactReader
 from mediavault.vault.base import Vault
 
 EXPORT_FORMATS = ("whisperx-json", "srt", "vtt", "txt")
@@ -23,8 +24,11 @@ def edited_transcript(vault: Vault, media_id: str, run_id: str | None = None) ->
     run = manifest.run(run_id) if run_id else manifest.current_run()
     if run is None:
         raise InputError(media_id, "run_id", "no such run (or the media item has no AI output)")
-    keys = {a.kind: a.key for a in manifest.artifacts if a.run_id == run.run_id}
-    transcript = read_transcript(vault.get_bytes(keys["statements"]), vault.get_bytes(keys["words"]))
+    artifacts = {a.kind: a for a in manifest.artifacts if a.run_id == run.run_id}
+    reader = ArtifactReader(vault)
+    transcript = read_transcript(
+        reader.read_bytes(artifacts["statements"]), reader.read_bytes(artifacts["words"])
+    )
     applied = load_applied_edits(vault, manifest)
     for statement in transcript.statements:
         fixed = applied.texts.get((run.run_id, statement.seq))

@@ -12,6 +12,7 @@ from typing import Any
 
 from mediavault import manifests
 from mediavault.hashing import sha256_stream
+from mediavault.tiers import ArtifactReader
 from mediavault.vault.base import Vault
 
 
@@ -66,14 +67,23 @@ def check_media(vault: Vault, media_id: str, sample_percent: float = 100.0, salt
     if manifest is None:
         report.missing.append({"media_id": media_id, "key": "manifest", "reason": "no manifest"})
         return report
-    expected = [(a.key, a.sha256, a.size) for a in manifest.artifacts]
-    expected += [(e.key, e.sha256, None) for e in manifest.edits]
-    for key, sha256, size in expected:
+    reader = ArtifactReader(vault)
+    expected: list[tuple[str, str, int | None, Vault]] = []
+    for artifact in manifest.artifacts:
+        if artifact.tier == "hot":
+            expected.append((artifact.key, artifact.sha256, artifact.size, vault))
+        elif artifact.tier == "archive" and artifact.archive is not None:
+            copy = artifact.archive
+            expected.append(
+                (copy.key, copy.stored_sha256, copy.stored_size, reader.archive_vault(copy.tier_url))
+            )
+    expected += [(e.key, e.sha256, None, vault) for e in manifest.edits]
+    for key, sha256, size, store in expected:
         if not in_sample(key, sample_percent, salt):
             report.skipped += 1
             continue
         try:
-            with vault.open_read(key) as stream:
+            with store.open_read(key) as stream:
                 actual, actual_size = sha256_stream(stream)
         except KeyError:
             report.missing.append({"media_id": media_id, "key": key, "expected_sha256": sha256})

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mediavault import SCHEMA_VERSION
 
 ArtifactKind = Literal["media", "raw-output", "statements", "words", "srt", "vtt", "txt"]
-Tier = Literal["hot", "archive"]
+Tier = Literal["hot", "archive", "expired"]
 ChangeKind = Literal["ingest", "new-run", "edit", "archive", "restore", "delete", "legal-hold"]
 
 
@@ -76,6 +76,18 @@ class MediaProbe(_Strict):
     streams: list[StreamInfo]
 
 
+class ArchiveCopy(_Strict):
+    """Where the archive copy of an artifact lives. ``tier_url`` names a vault (no secrets)."""
+
+    tier_url: str
+    key: str
+    stored_sha256: str
+    stored_size: int
+    compression: Literal["zstd"] | None = None
+    storage_class: str | None = None
+    archived_at: datetime
+
+
 class Artifact(_Strict):
     key: str
     sha256: str
@@ -86,6 +98,8 @@ class Artifact(_Strict):
     content_type: str
     run_id: str | None = None
     format: str | None = None
+    archive: ArchiveCopy | None = None
+    tier_changed_at: datetime | None = None
 
 
 class OutputRecord(_Strict):

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from mediavault import edits as edits_module
 from mediavault import manifests
-from mediavault.models import Manifest, canonical_json
+from mediavault.models import Artifact, Manifest, canonical_json
+from mediavault.tiers import ArtifactReader
 from mediavault.vault.base import Vault
 
 BATCH_ROWS = 2_000
@@ -89,6 +90,7 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
         "container": manifest.media.probe.container,
         "size": manifest.media.size,
         "tier": media_artifact.tier if media_artifact else "hot",
+        "stream_key": media_artifact.key if media_artifact and media_artifact.tier == "hot" else None,
         "legal_hold": manifest.legal_hold,
         "ingested_at": _iso(manifest.ingested_at or manifest.created_at),
         "updated_at": _iso(manifest.created_at),
@@ -118,8 +120,8 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
     }
 
 
-def _parquet_batches(vault: Vault, key: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    data = vault.get_bytes(key)
+def _parquet_batches(vault: Vault, artifact: Artifact, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    data = ArtifactReader(vault).read_bytes(artifact)
     yield from pq.ParquetFile(pa.BufferReader(data)).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
@@ -133,8 +135,10 @@ def statement_documents(
     run = manifest.current_run()
     if run is None:
         return
-    key = next(a.key for a in manifest.artifacts if a.kind == "statements" and a.run_id == run.run_id)
-    for batch in _parquet_batches(vault, key, STATEMENT_COLUMNS):
+    statements = next(a for a in manifest.artifacts if a.kind == "statements" and a.run_id == run.run_id)
+    if statements.tier == "expired":
+        return
+    for batch in _parquet_batches(vault, statements, STATEMENT_COLUMNS):
         rows = batch.to_pylist()
         docs = []
         for row in rows:

@@ -25,6 +25,8 @@ class ObjectInfo:
     size: int
     sha256: str | None
     """The SHA-256 recorded at write time, when the backend keeps one (never an ETag)."""
+    modified: float | None = None
+    """Last modification as a POSIX timestamp."""
 
 
 @runtime_checkable

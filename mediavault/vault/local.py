@@ -152,7 +152,7 @@ class LocalVault:
             stat = self._path(key).stat()
         except FileNotFoundError:
             return None
-        return ObjectInfo(key, stat.st_size, None)
+        return ObjectInfo(key, stat.st_size, None, stat.st_mtime)
 
     def list_keys(self, prefix: str = "", start_after: str | None = None) -> Iterator[str]:
         base_dir, _, _ = prefix.rpartition("/")

@@ -68,13 +68,21 @@ class S3Vault:
     The SHA-256 of every object is kept in its user metadata: multipart ETags are not hashes.
     """
 
-    def __init__(self, bucket: str, prefix: str, options: S3Options, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        options: S3Options,
+        client: Any = None,
+        storage_class: str | None = None,
+    ) -> None:
         if not bucket:
             raise ConfigurationError("s3 vault URL needs a bucket: s3://BUCKET/PREFIX")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.options = options
         self.url = f"s3://{bucket}/{self.prefix}"
+        self.storage_class = storage_class
         self.client = client or make_s3_client(options)
         self.transfer = TransferConfig(
             multipart_threshold=options.multipart_threshold,
@@ -115,6 +123,8 @@ class S3Vault:
             "Metadata": {SHA256_METADATA: digest},
             "ContentType": content_type or "application/octet-stream",
         }
+        if self.storage_class:
+            args["StorageClass"] = self.storage_class
         if self.options.conditional_writes:
             args["IfNoneMatch"] = "*"
         elif self._exists(full_key):
@@ -167,6 +177,8 @@ class S3Vault:
             "MetadataDirective": "REPLACE",
             "ContentType": content_type or "application/octet-stream",
         }
+        if self.storage_class:
+            extra["StorageClass"] = self.storage_class
         source = {"Bucket": self.bucket, "Key": source_key}
         if size <= SINGLE_COPY_LIMIT:
             self.client.copy_object(CopySource=source, Bucket=self.bucket, Key=target_key, **extra)
@@ -194,7 +206,10 @@ class S3Vault:
                 return None
             raise
         return ObjectInfo(
-            key, int(response["ContentLength"]), response.get("Metadata", {}).get(SHA256_METADATA)
+            key,
+            int(response["ContentLength"]),
+            response.get("Metadata", {}).get(SHA256_METADATA),
+            response["LastModified"].timestamp() if response.get("LastModified") else None,
         )
 
     def list_keys(self, prefix: str = "", start_after: str | None = None) -> Iterator[str]:

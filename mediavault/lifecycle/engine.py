@@ -1,0 +1,452 @@
+"""Plan and carry out lifecycle transitions without ever losing the only copy.
+
+Archive order for each media item: copy every due artifact to the archive tier, verify each copy
+against the SHA-256 recorded for it, write the new manifest version (and journal record), and only
+then delete the hot copies. A re-run after a crash or fault at any step converges: copies are
+create-if-absent and re-verified, a manifest that already says "archive" leads straight to the
+delete, and a hot copy is never deleted unless the committed manifest points at a verified copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mediavault import manifests
+from mediavault.errors import InputError, IntegrityError
+from mediavault.hashing import sha256_stream
+from mediavault.lifecycle.policy import KIND_CLASS, Policies
+from mediavault.models import ArchiveCopy, Artifact, Manifest, utc_now
+from mediavault.tiers import ArtifactReader, compress_stream, same_credentials
+from mediavault.vault import LocalVault, Vault, open_vault
+from mediavault.vault.keys import STAGING_PREFIX
+from mediavault.vault.s3 import S3Vault
+
+Hook = Callable[[str, str], None]
+"""Called as hook(step, key) before each step; tests raise from it to inject faults."""
+
+
+@dataclass
+class Action:
+    action: str  # archive | finish-archive | expire | delete-staging | delete-orphan | held
+    key: str
+    media_id: str | None = None
+    artifact_class: str | None = None
+    tier: str = "hot"
+    size: int = 0
+    age_days: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class LifecycleReport:
+    dry_run: bool
+    actions: list[Action] = field(default_factory=list)
+    done: list[Action] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        def tally(items: list[Action]) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for a in items:
+                bucket = out.setdefault(
+                    f"{a.action}:{a.artifact_class or '-'}:{a.tier}", {"objects": 0, "bytes": 0}
+                )
+                bucket["objects"] += 1
+                bucket["bytes"] += a.size
+            return out
+
+        return {
+            "dry_run": self.dry_run,
+            "planned": tally(self.actions),
+            "done": tally(self.done),
+            "errors": self.errors,
+            "actions": [asdict(a) for a in self.actions],
+        }
+
+
+def default_archive_url(vault: Vault) -> str:
+    if isinstance(vault, LocalVault):
+        return vault.root.with_name(vault.root.name + "-archive").as_uri()
+    return vault.url + "archive/"
+
+
+def open_archive(vault: Vault, policies: Policies) -> Vault:
+    url = policies.archive.url or default_archive_url(vault)
+    archive = open_vault(url, same_credentials(vault))
+    if policies.archive.storage_class:
+        if not isinstance(archive, S3Vault):
+            raise InputError(
+                "policies", "archive.storage_class", "storage classes need an s3:// archive tier"
+            )
+        archive.storage_class = policies.archive.storage_class
+    return archive
+
+
+def _age_days(since: datetime | float | None, now: datetime) -> float:
+    if since is None:
+        return 0.0
+    moment = since if isinstance(since, float) else since.timestamp()
+    return max(0.0, (now.timestamp() - moment) / 86400)
+
+
+def plan(vault: Vault, policies: Policies, now: datetime | None = None) -> list[Action]:
+    """What the policies call for right now. Reads only."""
+    now = now or utc_now()
+    actions: list[Action] = []
+    referenced: set[str] = set()
+    for media_id in manifests.list_media_ids(vault):
+        manifest = manifests.latest_manifest(vault, media_id)
+        if manifest is None:
+            continue
+        referenced.update(a.key for a in manifest.artifacts)
+        if manifest.legal_hold:
+            actions.append(Action("held", f"manifests/{media_id}/", media_id, reason="legal hold"))
+            continue
+        for artifact in manifest.artifacts:
+            artifact_class = KIND_CLASS[artifact.kind]
+            rule = policies.rule_for(artifact_class, manifest.metadata.owner, manifest.metadata.tags)
+            age = _age_days(artifact.tier_changed_at or manifest.ingested_at or manifest.created_at, now)
+            common = {
+                "media_id": media_id,
+                "artifact_class": artifact_class,
+                "tier": artifact.tier,
+                "size": artifact.size,
+                "age_days": round(age, 2),
+            }
+            if artifact.tier == "archive" and vault.head(artifact.key) is not None:
+                actions.append(
+                    Action(
+                        "finish-archive", artifact.key, reason="hot copy left by an interrupted run", **common
+                    )
+                )
+            elif rule.action == "archive" and artifact.tier == "hot" and age >= rule.after_days:
+                actions.append(
+                    Action("archive", artifact.key, reason=f"older than {rule.after_days:g} days", **common)
+                )
+            elif rule.action == "expire" and artifact.tier != "expired" and age >= rule.after_days:
+                actions.append(
+                    Action(
+                        "expire",
+                        artifact.key,
+                        reason=f"policy expires after {rule.after_days:g} days",
+                        **common,
+                    )
+                )
+    staging_rule, orphan_rule = policies.staging, policies.failed_ingest
+    for prefix, rule, action, artifact_class in (
+        (STAGING_PREFIX, staging_rule, "delete-staging", "staging"),
+        ("media/", orphan_rule, "delete-orphan", "failed_ingest"),
+    ):
+        if rule.action != "expire":
+            continue
+        for key in vault.list_keys(prefix):
+            if key in referenced:
+                continue
+            info = vault.head(key)
+            age = _age_days(info.modified if info else None, now)
+            if info is not None and age >= rule.after_days:
+                actions.append(
+                    Action(
+                        action,
+                        key,
+                        artifact_class=artifact_class,
+                        size=info.size,
+                        age_days=round(age, 2),
+                        reason=f"unreferenced for {age:.1f} days",
+                    )
+                )
+    return actions
+
+
+def _hash_of(archive: Vault, key: str) -> str | None:
+    info = archive.head(key)
+    if info is None:
+        return None
+    if isinstance(archive, S3Vault) and archive.storage_class and archive.storage_class != "STANDARD":
+        return info.sha256  # cold objects cannot be read back; the SHA-256 recorded at write time
+    with archive.open_read(key) as stream:
+        return sha256_stream(stream)[0]
+
+
+def copy_to_archive(
+    vault: Vault, archive: Vault, artifact: Artifact, compress: bool, hook: Hook
+) -> ArchiveCopy:
+    """Copy and verify one artifact. A bad copy is removed (it is referenced by nothing)."""
+    key = artifact.key + (".zst" if compress else "")
+    hook("copy", artifact.key)
+    with vault.open_read(artifact.key) as hot:
+        source = compress_stream(hot) if compress else hot
+        stored = archive.put_stream(source, lambda _sha: key, artifact.content_type)
+    hook("verify", artifact.key)
+    actual = _hash_of(archive, key)
+    if actual != stored.sha256:
+        archive.delete(key)
+        raise IntegrityError(
+            f"archive copy of {artifact.key} does not match what was written "
+            f"({actual} != {stored.sha256}); removed the copy, the hot copy is untouched"
+        )
+    copy = ArchiveCopy(
+        tier_url=archive.url,
+        key=key,
+        stored_sha256=stored.sha256,
+        stored_size=stored.size,
+        compression="zstd" if compress else None,
+        storage_class=getattr(archive, "storage_class", None),
+        archived_at=utc_now(),
+    )
+    if compress:
+        probe = Artifact(**{**artifact.model_dump(), "tier": "archive", "archive": copy})
+        with ArtifactReader(vault).open(probe) as restored:
+            digest = hashlib.sha256()
+            while chunk := restored.read(8 * 1024 * 1024):
+                digest.update(chunk if isinstance(chunk, bytes) else chunk.to_pybytes())
+        if digest.hexdigest() != artifact.sha256:
+            archive.delete(key)
+            raise IntegrityError(
+                f"decompressed archive copy of {artifact.key} does not hash like the original"
+            )
+    return copy
+
+
+def _derived_outputs_safe(vault: Vault, manifest: Manifest, archived: dict[str, ArchiveCopy]) -> bool:
+    """Audio goes only when every output derived from it is stored and verified somewhere."""
+    reader = ArtifactReader(vault)
+    for artifact in manifest.artifacts:
+        if artifact.kind == "media":
+            continue
+        if artifact.key in archived:
+            continue  # just copied and verified
+        try:
+            with reader.open(artifact) as stream:
+                digest = hashlib.sha256()
+                while chunk := stream.read(8 * 1024 * 1024):
+                    digest.update(chunk if isinstance(chunk, bytes) else chunk.to_pybytes())
+        except KeyError:
+            return False
+        if digest.hexdigest() != artifact.sha256:
+            return False
+    return True
+
+
+def _commit_tiers(
+    vault: Vault, media_id: str, changes: dict[str, tuple[str, ArchiveCopy | None]], change: str
+) -> Manifest | None:
+    """New manifest version with the given artifact tiers; None if a legal hold appeared meanwhile."""
+    now = utc_now()
+
+    def derive(current: Manifest | None) -> Manifest | None:
+        assert current is not None
+        if current.legal_hold:
+            return None
+        todo = {
+            k: v
+            for k, v in changes.items()
+            if any(a.key == k and (a.tier, a.archive) != v for a in current.artifacts)
+        }
+        if not todo:
+            return None
+        updated = current.model_copy(deep=True)
+        updated.created_at, updated.change = now, change  # type: ignore[assignment]
+        for artifact in updated.artifacts:
+            if artifact.key in todo:
+                artifact.tier, copy = todo[artifact.key]  # type: ignore[assignment]
+                artifact.archive = copy or artifact.archive
+                artifact.tier_changed_at = now
+        return updated
+
+    result = manifests.commit(vault, media_id, derive)
+    latest = result.manifest
+    return None if latest.legal_hold else latest
+
+
+def archive_media(
+    vault: Vault,
+    archive: Vault,
+    media_id: str,
+    actions: list[Action],
+    policies: Policies,
+    hook: Hook,
+    report: LifecycleReport,
+) -> None:
+    manifest = manifests.latest_manifest(vault, media_id)
+    if manifest is None or manifest.legal_hold:
+        return
+    by_key = {a.key: a for a in manifest.artifacts}
+    copies: dict[str, ArchiveCopy] = {}
+    for action in actions:
+        artifact = by_key.get(action.key)
+        if action.action != "archive" or artifact is None or artifact.tier != "hot":
+            continue
+        rule = policies.rule_for(
+            action.artifact_class or "media", manifest.metadata.owner, manifest.metadata.tags
+        )
+        try:
+            copies[artifact.key] = copy_to_archive(vault, archive, artifact, rule.compress, hook)
+        except (IntegrityError, OSError, KeyError) as exc:
+            report.errors.append(
+                {"media_id": media_id, "key": artifact.key, "step": "copy/verify", "error": str(exc)}
+            )
+    media_key = next((a.key for a in manifest.artifacts if a.kind == "media"), None)
+    if media_key in copies and not _derived_outputs_safe(vault, manifest, copies):
+        copies.pop(media_key)
+        report.errors.append(
+            {
+                "media_id": media_id,
+                "key": media_key,
+                "step": "safety",
+                "error": "derived outputs are not all stored and verified; the audio stays hot",
+            }
+        )
+    if copies:
+        hook("manifest", media_id)
+        committed = _commit_tiers(vault, media_id, {k: ("archive", c) for k, c in copies.items()}, "archive")
+        if committed is None:
+            report.errors.append(
+                {"media_id": media_id, "key": "", "step": "manifest", "error": "legal hold set"}
+            )
+            return
+    finish_archive(vault, media_id, hook, report)
+
+
+def finish_archive(vault: Vault, media_id: str, hook: Hook, report: LifecycleReport) -> None:
+    """Delete hot copies that the committed manifest says are archived, after re-checking the copy."""
+    manifest = manifests.latest_manifest(vault, media_id)
+    if manifest is None or manifest.legal_hold:
+        return
+    reader = ArtifactReader(vault)
+    for artifact in manifest.artifacts:
+        if artifact.tier != "archive" or artifact.archive is None or vault.head(artifact.key) is None:
+            continue
+        archive = reader.archive_vault(artifact.archive.tier_url)
+        if isinstance(archive, S3Vault) and artifact.archive.storage_class:
+            archive.storage_class = artifact.archive.storage_class
+        if _hash_of(archive, artifact.archive.key) != artifact.archive.stored_sha256:
+            report.errors.append(
+                {
+                    "media_id": media_id,
+                    "key": artifact.key,
+                    "step": "delete",
+                    "error": "archive copy missing or changed; the hot copy is kept",
+                }
+            )
+            continue
+        hook("delete", artifact.key)
+        vault.delete(artifact.key)
+        report.done.append(
+            Action("archive", artifact.key, media_id, KIND_CLASS[artifact.kind], "archive", artifact.size)
+        )
+
+
+def expire_media(vault: Vault, media_id: str, keys: list[str], hook: Hook, report: LifecycleReport) -> None:
+    manifest = manifests.latest_manifest(vault, media_id)
+    if manifest is None or manifest.legal_hold:
+        return
+    hook("manifest", media_id)
+    if _commit_tiers(vault, media_id, {k: ("expired", None) for k in keys}, "delete") is None:
+        return
+    reader = ArtifactReader(vault)
+    for artifact in manifests.latest_manifest(vault, media_id).artifacts:
+        if artifact.key in keys and artifact.tier == "expired":
+            hook("delete", artifact.key)
+            vault.delete(artifact.key)
+            if artifact.archive:
+                reader.archive_vault(artifact.archive.tier_url).delete(artifact.archive.key)
+            report.done.append(
+                Action("expire", artifact.key, media_id, KIND_CLASS[artifact.kind], "expired", artifact.size)
+            )
+
+
+def run(
+    vault: Vault,
+    policies: Policies,
+    dry_run: bool = True,
+    now: datetime | None = None,
+    hook: Hook | None = None,
+) -> LifecycleReport:
+    """Plan, and unless ``dry_run`` carry out the plan. Every step is safe to repeat."""
+    hook = hook or (lambda step, key: None)
+    report = LifecycleReport(dry_run=dry_run, actions=plan(vault, policies, now))
+    if dry_run:
+        return report
+    archive = open_archive(vault, policies)
+    by_media: dict[str, list[Action]] = {}
+    for action in report.actions:
+        if action.media_id:
+            by_media.setdefault(action.media_id, []).append(action)
+    for media_id, actions in by_media.items():
+        kinds = {a.action for a in actions}
+        try:
+            if kinds & {"archive", "finish-archive"}:
+                archive_media(vault, archive, media_id, actions, policies, hook, report)
+            expiring = [a.key for a in actions if a.action == "expire"]
+            if expiring:
+                expire_media(vault, media_id, expiring, hook, report)
+        except (IntegrityError, OSError) as exc:
+            report.errors.append({"media_id": media_id, "key": "", "step": "media", "error": str(exc)})
+    for action in report.actions:
+        if action.action in ("delete-staging", "delete-orphan"):
+            hook("delete", action.key)
+            vault.delete(action.key)
+            report.done.append(action)
+    return report
+
+
+def set_legal_hold(vault: Vault, media_id: str, hold: bool) -> int:
+    """Set or clear a legal hold (a manifest change, journaled). Returns the manifest version."""
+
+    def derive(current: Manifest | None) -> Manifest | None:
+        if current is None:
+            raise InputError(media_id, "media_id", "no such media item in the vault")
+        if current.legal_hold == hold:
+            return None
+        updated = current.model_copy(deep=True)
+        updated.created_at, updated.change, updated.legal_hold = utc_now(), "legal-hold", hold
+        return updated
+
+    return manifests.commit(vault, media_id, derive).manifest.version
+
+
+def restore_media(
+    vault: Vault, media_id: str, hook: Hook | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Bring every archived artifact of a media item back to the hot tier (the archive copy stays)."""
+    hook = hook or (lambda step, key: None)
+    manifest = manifests.latest_manifest(vault, media_id)
+    if manifest is None:
+        raise InputError(media_id, "media_id", "no such media item in the vault")
+    archived = [a for a in manifest.artifacts if a.tier == "archive" and a.archive is not None]
+    if dry_run or not archived:
+        return {
+            "media_id": media_id,
+            "dry_run": dry_run,
+            "to_restore": [a.key for a in archived],
+            "restored": [],
+        }
+    reader = ArtifactReader(vault)
+    restored: dict[str, tuple[str, ArchiveCopy | None]] = {}
+    for artifact in archived:
+        hook("copy", artifact.key)
+        with reader.open(artifact) as stream:
+            result = vault.put_stream(stream, lambda _sha, key=artifact.key: key, artifact.content_type)
+        hook("verify", artifact.key)
+        with vault.open_read(artifact.key) as stream:
+            actual = sha256_stream(stream)[0]
+        if actual != artifact.sha256 or (result.created and result.sha256 != artifact.sha256):
+            vault.delete(artifact.key)
+            raise IntegrityError(
+                f"restored {artifact.key} does not hash like the original; removed it, "
+                "the archive copy is untouched"
+            )
+        restored[artifact.key] = ("hot", artifact.archive)
+    hook("manifest", media_id)
+    _commit_tiers(vault, media_id, restored, "restore")
+    return {
+        "media_id": media_id,
+        "dry_run": False,
+        "to_restore": [a.key for a in archived],
+        "restored": sorted(restored),
+    }

@@ -1,0 +1,244 @@
+"""Lifecycle: retention, archive, restore and legal hold, with faults injected at every step."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from mediavault import journal, manifests
+from mediavault.export import export
+from mediavault.fixity import check_vault
+from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.lifecycle.engine import plan, restore_media, run, set_legal_hold
+from mediavault.lifecycle.policy import Policies, load_policies
+from mediavault.models import utc_now
+from mediavault.projection import project
+from mediavault.tiers import ArtifactReader
+from mediavault.vault import Vault
+from tests.conftest import REAL
+from tests.helpers import JFK_MEDIA, stored_keys
+
+DAYS = timedelta(days=1)
+
+
+class Crash(BaseException):
+    pass
+
+
+def ingest_jfk(vault: Vault, settings, **metadata) -> str:
+    request = IngestRequest(
+        media=str(JFK_MEDIA),
+        outputs=[OutputSpec(str(REAL / "whisper_en_jfk.json")), OutputSpec(str(REAL / "whisper_en_jfk.srt"))],
+        metadata=metadata or {"title": "JFK", "owner": "archive-team"},
+    )
+    return ingest(vault, request, settings).media_id
+
+
+def tiers(vault: Vault, media_id: str) -> dict[str, str]:
+    return {
+        a.kind + (f":{a.format}" if a.format else ""): a.tier
+        for a in manifests.latest_manifest(vault, media_id).artifacts
+    }
+
+
+def assert_every_artifact_has_a_copy(vault: Vault, media_id: str) -> None:
+    """The invariant: whatever happened, each artifact can still be read and hashes right."""
+    reader = ArtifactReader(vault)
+    for artifact in manifests.latest_manifest(vault, media_id).artifacts:
+        if artifact.tier == "expired":
+            continue
+        data = reader.read_bytes(artifact)
+        assert hashlib.sha256(data).hexdigest() == artifact.sha256, artifact.key
+
+
+def test_dry_run_plans_and_changes_nothing(vault: Vault, settings_for) -> None:
+    media_id = ingest_jfk(vault, settings_for(vault))
+    before = stored_keys(vault)
+    report = run(vault, Policies(), dry_run=True, now=utc_now() + 100 * DAYS)
+    assert [(a.action, a.artifact_class) for a in report.actions] == [("archive", "media")]
+    assert report.summary()["planned"] == {
+        "archive:media:hot": {"objects": 1, "bytes": JFK_MEDIA.stat().st_size}
+    }
+    assert stored_keys(vault) == before and tiers(vault, media_id)["media"] == "hot"
+    assert run(vault, Policies(), dry_run=True, now=utc_now() + 10 * DAYS).actions == []
+
+
+def test_media_archived_after_90_days_then_restored_identically(vault: Vault, settings_for) -> None:
+    media_id = ingest_jfk(vault, settings_for(vault))
+    report = run(vault, Policies(), dry_run=False, now=utc_now() + 100 * DAYS)
+    assert not report.errors and [a.action for a in report.done] == ["archive"]
+    manifest = manifests.latest_manifest(vault, media_id)
+    media = next(a for a in manifest.artifacts if a.kind == "media")
+    assert media.tier == "archive" and media.archive.compression is None and manifest.change == "archive"
+    assert vault.head(media.key) is None, "the hot copy goes after the manifest says archive"
+    assert all(t == "hot" for k, t in tiers(vault, media_id).items() if k != "media")
+    assert_every_artifact_has_a_copy(vault, media_id)
+    assert check_vault(vault).ok, "fixity checks the archive copy"
+    assert [r.change for r in journal.read(vault)] == ["ingest", "archive"]
+
+    restored = restore_media(vault, media_id)
+    assert restored["restored"] == [media.key]
+    assert (
+        hashlib.sha256(vault.get_bytes(media.key)).hexdigest()
+        == media.sha256
+        == hashlib.sha256(JFK_MEDIA.read_bytes()).hexdigest()
+    )
+    assert tiers(vault, media_id)["media"] == "hot" and journal.find_tail(vault) == 3
+    again = run(vault, Policies(), dry_run=True, now=utc_now() + 30 * DAYS)
+    assert again.actions == [], "a restore resets the clock; it is not archived again at once"
+
+
+def test_ai_outputs_compressed_after_a_year_stay_searchable_and_exportable(
+    vault: Vault, settings_for
+) -> None:
+    media_id = ingest_jfk(vault, settings_for(vault))
+    srt_before = export(vault, media_id, "srt")
+    projected_before = [d for batch in project(vault, media_id)[1] for d in batch]
+    report = run(vault, Policies(), dry_run=False, now=utc_now() + 400 * DAYS)
+    assert not report.errors
+    manifest = manifests.latest_manifest(vault, media_id)
+    raw = next(a for a in manifest.artifacts if a.format == "whisper-json")
+    assert raw.tier == "archive" and raw.archive.compression == "zstd" and raw.archive.key.endswith(".zst")
+    assert set(tiers(vault, media_id).values()) == {"archive"}
+    assert export(vault, media_id, "srt") == srt_before
+    projection, batches = project(vault, media_id)
+    assert [d for batch in batches for d in batch] == projected_before
+    assert projection.media_doc["tier"] == "archive" and projection.media_doc["stream_key"] is None
+    assert_every_artifact_has_a_copy(vault, media_id)
+
+
+def test_legal_hold_blocks_every_transition_and_is_journaled(vault: Vault, settings_for) -> None:
+    media_id = ingest_jfk(vault, settings_for(vault))
+    set_legal_hold(vault, media_id, True)
+    held = run(vault, Policies(), dry_run=False, now=utc_now() + 400 * DAYS)
+    assert [a.action for a in held.actions] == ["held"] and held.done == []
+    assert set(tiers(vault, media_id).values()) == {"hot"}
+    set_legal_hold(vault, media_id, False)
+    assert [r.change for r in journal.read(vault)] == ["ingest", "legal-hold", "legal-hold"]
+    assert run(vault, Policies(), dry_run=False, now=utc_now() + 400 * DAYS).done
+
+
+def test_overrides_per_owner_and_tag(tmp_path, settings_for) -> None:
+    from mediavault.vault import LocalVault
+
+    vault = LocalVault(tmp_path / "v")
+    policy_file = tmp_path / "lifecycle.yaml"
+    policy_file.write_text(
+        "owners:\n  legal:\n    media: {action: keep, after_days: 0}\n"
+        "tags:\n  slow:\n    media: {action: archive, after_days: 200}\n"
+    )
+    policies = load_policies(policy_file)
+    assert policies.rule_for("media", "legal", []).action == "keep"
+    assert policies.rule_for("media", "other", ["slow"]).after_days == 200
+    assert policies.rule_for("media", "other", []).after_days == 90
+    assert policies.rule_for("ai_outputs", "legal", ["slow"]).after_days == 365
+    ingest_jfk(vault, settings_for(vault), owner="legal")
+    assert plan(vault, policies, utc_now() + 100 * DAYS) == []
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field"),
+    [
+        ("media: {action: delete, after_days: 1}", "media.action"),
+        ("staging: {action: archive, after_days: 1}", "(document)"),
+        ("media: {action: archive, after_days: -3}", "media.after_days"),
+        ("edits: {action: expire, after_days: 1}", "edits"),
+    ],
+)
+def test_bad_policy_files_name_the_field(tmp_path, yaml_text: str, field: str) -> None:
+    from mediavault.errors import InputError
+
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(InputError) as caught:
+        load_policies(path)
+    assert caught.value.file == str(path) and field in caught.value.field
+
+
+def test_expiry_only_where_a_policy_says_so(vault: Vault, settings_for) -> None:
+    media_id = ingest_jfk(vault, settings_for(vault))
+    assert not [a for a in plan(vault, Policies(), utc_now() + 5000 * DAYS) if a.action == "expire"]
+    policies = Policies.model_validate(
+        {"ai_outputs": {"action": "expire", "after_days": 30}, "media": {"action": "keep", "after_days": 0}}
+    )
+    report = run(vault, policies, dry_run=False, now=utc_now() + 31 * DAYS)
+    assert {a.action for a in report.done} == {"expire"} and len(report.done) == 7
+    manifest = manifests.latest_manifest(vault, media_id)
+    assert {a.kind: a.tier for a in manifest.artifacts}["media"] == "hot"
+    assert all(vault.head(a.key) is None for a in manifest.artifacts if a.tier == "expired")
+    assert manifest.edits == [] and vault.head(f"manifests/{media_id}/v00000001.json"), "manifests stay"
+
+
+def test_staging_and_failed_ingest_leftovers_expire(vault: Vault, settings_for) -> None:
+    ingest_jfk(vault, settings_for(vault))
+    vault.put_bytes("staging/abandoned-upload", b"partial")
+    vault.put_bytes("media/" + "f" * 64 + "/original", b"a crashed ingest left me")
+    referenced = set(stored_keys(vault)) - {"staging/abandoned-upload", "media/" + "f" * 64 + "/original"}
+    early = plan(vault, Policies(), utc_now() + 0.5 * DAYS)
+    assert not [a for a in early if a.action.startswith("delete")], "young leftovers may be in-flight ingests"
+    report = run(vault, Policies(), dry_run=False, now=utc_now() + 8 * DAYS)
+    assert {a.action for a in report.done} == {"delete-staging", "delete-orphan"}
+    assert set(stored_keys(vault)) == referenced
+
+
+def test_audio_is_not_deleted_while_a_derived_output_is_damaged(vault: Vault, settings_for) -> None:
+    media_id = ingest_jfk(vault, settings_for(vault))
+    words = next(a for a in manifests.latest_manifest(vault, media_id).artifacts if a.kind == "words")
+    vault.delete(words.key)
+    report = run(vault, Policies(), dry_run=False, now=utc_now() + 100 * DAYS)
+    assert report.errors and report.errors[0]["step"] == "safety"
+    assert tiers(vault, media_id)["media"] == "hot"
+    assert vault.head(f"media/{media_id}/original") is not None
+
+
+@pytest.mark.parametrize("step", ["copy", "verify", "manifest", "delete"])
+@pytest.mark.parametrize("fault", ["kill", "s3-error"])
+def test_a_fault_at_any_step_converges_on_rerun(vault: Vault, settings_for, step: str, fault: str) -> None:
+    from botocore.exceptions import ClientError
+
+    media_id = ingest_jfk(vault, settings_for(vault))
+    now = utc_now() + 400 * DAYS
+
+    def hook(at: str, key: str) -> None:
+        if at == step:
+            if fault == "kill":
+                raise Crash(f"killed before {at} of {key}")
+            raise ClientError(
+                {
+                    "Error": {"Code": "InternalError", "Message": "injected"},
+                    "ResponseMetadata": {"HTTPStatusCode": 500},
+                },
+                "PutObject",
+            )
+
+    with pytest.raises((Crash, ClientError)):
+        run(vault, Policies(), dry_run=False, now=now, hook=hook)
+    assert_every_artifact_has_a_copy(vault, media_id)
+    final = run(vault, Policies(), dry_run=False, now=now)
+    assert not final.errors
+    assert set(tiers(vault, media_id).values()) == {"archive"}
+    manifest = manifests.latest_manifest(vault, media_id)
+    assert all(vault.head(a.key) is None for a in manifest.artifacts), "no hot copy is left behind"
+    assert_every_artifact_has_a_copy(vault, media_id)
+    assert run(vault, Policies(), dry_run=True, now=now).actions == []
+
+
+def test_a_checksum_mismatch_keeps_the_hot_copy(vault: Vault, settings_for) -> None:
+    from mediavault.lifecycle.engine import open_archive
+
+    media_id = ingest_jfk(vault, settings_for(vault))
+    archive = open_archive(vault, Policies())
+
+    def corrupt_copy(at: str, key: str) -> None:
+        if at == "verify" and key.endswith("/original"):
+            archive.delete(key)
+            archive.put_bytes(key, b"bit rot")
+
+    report = run(vault, Policies(), dry_run=False, now=utc_now() + 100 * DAYS, hook=corrupt_copy)
+    assert report.errors and "does not match" in report.errors[0]["error"]
+    assert tiers(vault, media_id)["media"] == "hot" and vault.head(f"media/{media_id}/original")
+    assert archive.head(f"media/{media_id}/original") is None, "the bad copy is removed"
+    assert not run(vault, Policies(), dry_run=False, now=utc_now() + 100 * DAYS).errors
+    assert tiers(vault, media_id)["media"] == "archive"
