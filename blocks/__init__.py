@@ -1,5 +1,11 @@
 """Prefect blocks: configuration and credentials, editable in the Prefect UI."""
 
-from blocks.mediavault import MediavaultConfig, S3VaultCredentials, register_blocks, resolve_settings
+from blocks.mediavault import (
+    LifecyclePolicy,
+    MediavaultConfig,
+    S3VaultCredentials,
+    register_blocks,
+    resolve_settings,
+)
 
-__all__ = ["MediavaultConfig", "S3VaultCredentials", "register_blocks", "resolve_settings"]
+__all__ = ["LifecyclePolicy", "MediavaultConfig", "S3VaultCredentials", "register_blocks", "resolve_settings"]

@@ -67,6 +67,21 @@ class MediavaultConfig(Block):
         return {k: v for k, v in layer.items() if v is not None}
 
 
+class LifecyclePolicy(Block):
+    """Retention policies (the same fields as the YAML file), editable in the UI."""
+
+    _block_type_name = "mediavault lifecycle policy"
+    _block_type_slug = "mediavault-lifecycle-policy"
+    _description = (
+        "When media and AI outputs move to the archive tier or expire; per-owner and per-tag overrides."
+    )
+
+    policies: dict[str, Any] = Field(
+        default_factory=dict,
+        description="e.g. {'media': {'action': 'archive', 'after_days': 90}, 'owners': {...}, 'tags': {...}}",
+    )
+
+
 def resolve_settings(config_block: str | None = None, **overrides: Any) -> MediavaultSettings:
     """Explicit parameters over the named block over environment over embedded defaults."""
     layer = MediavaultConfig.load(config_block).settings_layer() if config_block else {}
@@ -77,3 +92,4 @@ def register_blocks() -> None:
     """Make the block types appear in the Prefect UI."""
     S3VaultCredentials.register_type_and_schema()
     MediavaultConfig.register_type_and_schema()
+    LifecyclePolicy.register_type_and_schema()

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -521,6 +522,57 @@ def stats_command(
         for row in rows:
             table.add_row(str(row[key]), str(row.get("objects", row.get("media"))), _human(row["bytes"]))
         console.print(table)
+
+
+@app.command("lifecycle")
+def lifecycle_command(
+    apply: Annotated[bool, typer.Option("--apply", help="Carry out the plan (default: dry run).")] = False,
+    policy: Annotated[Path | None, typer.Option(help="YAML retention policy file.")] = None,
+    vault: VaultOption = None,
+) -> None:
+    """Plan (or with --apply carry out) retention: archive, expire, clean up staging."""
+    _settings(vault)
+    from flows.lifecycle import lifecycle_flow
+
+    try:
+        result = lifecycle_flow(
+            dry_run=not apply, policy_file=str(policy) if policy else None, vault_url=vault
+        )
+    except Exception as exc:
+        _fail(exc)
+    table = Table("action:class:tier", "objects", "size", title="planned" if not apply else "done")
+    for key, row in sorted((result["planned"] if not apply else result["done"]).items()):
+        table.add_row(key, str(row["objects"]), _human(row["bytes"]))
+    console.print(table)
+    console.print(f"report: {result['report']}")
+
+
+@app.command("restore")
+def restore_command(media_id: str, vault: VaultOption = None) -> None:
+    """Bring an archived media item back to the hot tier."""
+    _settings(vault)
+    from flows.lifecycle import restore_flow
+
+    store = vault_from_settings(_settings(vault))
+    try:
+        result = restore_flow(media_id=_resolve_media_id(store, media_id), vault_url=vault)
+    except Exception as exc:
+        _fail(exc)
+    console.print(f"restored {len(result['restored'])} object(s) of {result['media_id']}")
+
+
+@app.command("hold")
+def hold_command(
+    media_id: str,
+    release: Annotated[bool, typer.Option("--release", help="Clear the legal hold.")] = False,
+    vault: VaultOption = None,
+) -> None:
+    """Set (or --release) a legal hold: it blocks every lifecycle transition."""
+    from mediavault.lifecycle.engine import set_legal_hold
+
+    store = vault_from_settings(_settings(vault))
+    version = set_legal_hold(store, _resolve_media_id(store, media_id), not release)
+    console.print(f"legal hold {'released' if release else 'set'} (manifest v{version})")
 
 
 @app.command("verify")

@@ -89,6 +89,7 @@ class MediavaultSettings(BaseSettings):
     solr_batch_size: int = 1000
     tantivy_path: Path | None = Field(None, description="Default: $MEDIAVAULT_HOME/search/tantivy")
     reindex_chunk_size: int = 64
+    lifecycle_policy_file: Path | None = Field(None, description="YAML retention policies (see docs)")
     limits: IngestLimits = Field(default_factory=IngestLimits)
     batch_chunk_size: int = 8
     batch_max_concurrency: int = 4

@@ -156,3 +156,17 @@ def test_deployments_run_through_a_worker(stack: dict[str, str], tmp_path: Path)
     verified = run_deployment(stack, "verify/verify-weekly", {"sample_percent": 100})
     assert verified["state"] == "COMPLETED", verified
     assert len(list(vault.list_keys("reports/verify/"))) == 1
+
+    archive_now = {"media": {"action": "archive", "after_days": 0}}
+    planned = run_deployment(stack, "lifecycle/lifecycle-plan", {"policies": archive_now})
+    assert planned["state"] == "COMPLETED", planned
+    assert vault.head(f"media/{media_ids[0]}/original") is not None, "a dry run changes nothing"
+    archived = run_deployment(
+        stack, "lifecycle/lifecycle-nightly", {"dry_run": False, "policies": archive_now}
+    )
+    assert archived["state"] == "COMPLETED", archived
+    media = next(a for a in manifests.latest_manifest(vault, media_ids[0]).artifacts if a.kind == "media")
+    assert media.tier == "archive" and vault.head(media.key) is None
+    restored = run_deployment(stack, "restore/restore", {"media_id": media_ids[0]})
+    assert restored["state"] == "COMPLETED", restored
+    assert vault.head(media.key) is not None and len(list(vault.list_keys("reports/lifecycle/"))) == 1
