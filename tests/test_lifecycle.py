@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,51 @@ def test_a_checksum_mismatch_keeps_the_hot_copy(vault: Vault, settings_for) -> N
     assert archive.head(f"media/{media_id}/original") is None, "the bad copy is removed"
     assert not run(vault, Policies(), dry_run=False, now=utc_now() + 100 * DAYS).errors
     assert tiers(vault, media_id)["media"] == "archive"
+
+
+def test_index_reflects_the_tier_and_a_full_rebuild_works_when_archived(
+    tmp_path, settings_for, mongo_db
+) -> None:
+    from mediavault import reindex
+    from mediavault.index_store import MongoIndexStore
+    from mediavault.reindex import IndexTarget
+    from mediavault.search import SearchQuery
+    from mediavault.search.tantivy_index import TantivySearchIndex
+    from mediavault.vault import LocalVault
+
+    vault = LocalVault(tmp_path / "vault")
+    media_id = ingest_jfk(vault, settings_for(vault))
+    target = IndexTarget(vault, MongoIndexStore(mongo_db), TantivySearchIndex(tmp_path / "tantivy"))
+    reindex.full_rebuild(target)
+    assert target.store.media(media_id)["stream_key"] == f"media/{media_id}/original"
+    run(vault, Policies(), dry_run=False, now=utc_now() + 400 * DAYS)
+    assert reindex.incremental(target)["records"] == 1
+    record = target.store.media(media_id)
+    assert record["tier"] == "archive" and record["stream_key"] is None, "no stream until restored"
+    assert target.search.search(SearchQuery(text="fellow Americans")).total == 1, "still searchable"
+    rebuilt = reindex.full_rebuild(target)
+    assert rebuilt.statements == 1 and target.store.media(media_id)["tier"] == "archive"
+    restore_media(vault, media_id)
+    reindex.incremental(target)
+    assert target.store.media(media_id)["stream_key"] == f"media/{media_id}/original"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_lifecycle_flow_reports(tmp_path, monkeypatch, settings_for) -> None:
+    import json
+
+    from flows.lifecycle import lifecycle_flow
+    from mediavault.vault import LocalVault
+
+    vault = LocalVault(tmp_path / "vault")
+    monkeypatch.setenv("MEDIAVAULT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDIAVAULT_VAULT_URL", vault.url)
+    media_id = ingest_jfk(vault, settings_for(vault))
+    now_policy = {"media": {"action": "archive", "after_days": 0}}
+    plan_result = lifecycle_flow(dry_run=True, policies=now_policy)
+    plan_file = json.loads(Path(plan_result["report"]).read_text())
+    assert plan_file["dry_run"] and plan_file["planned"]["archive:media:hot"]["objects"] == 1
+    assert tiers(vault, media_id)["media"] == "hot" and not list(vault.list_keys("reports/"))
+    done = lifecycle_flow(dry_run=False, policies=now_policy)
+    assert done["done"]["archive:media:archive"]["objects"] == 1
+    assert json.loads(vault.get_bytes(done["report"]))["kind"] == "lifecycle"
