@@ -115,23 +115,77 @@ def lifecycle_flow(
     }
 
 
+def schedule_follow_up(deployment_id: str, parameters: dict[str, Any], minutes: float) -> str:
+    """Schedule another run of a deployment later, so no worker waits while S3 thaws objects."""
+    from datetime import timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters=parameters,
+            state=Scheduled(scheduled_time=utc_now() + timedelta(minutes=minutes)),
+        )
+    return str(run.id)
+
+
 @flow(name="restore", log_prints=True)
 def restore_flow(
-    media_id: str, dry_run: bool = False, config_block: str | None = None, vault_url: str | None = None
+    media_id: str,
+    dry_run: bool = False,
+    poll_minutes: float = 30,
+    restore_days: int = 7,
+    config_block: str | None = None,
+    vault_url: str | None = None,
 ) -> dict[str, Any]:
     """Bring an archived media item (media and AI outputs) back to the hot tier.
+
+    Archive copies in a cold S3 storage class are first thawed with ``restore_object``; the run
+    then ends at once and, when started from a deployment, schedules its own follow-up run
+    ``poll_minutes`` later instead of holding a worker for hours.
 
     Args:
         media_id: The media id to restore.
         dry_run: Only list what would be restored.
+        poll_minutes: When copies are still thawing, check again after this many minutes.
+        restore_days: How long S3 keeps a thawed copy readable.
         config_block: Name of a 'mediavault-config' block; empty uses MEDIAVAULT_* settings.
         vault_url: Override the vault (file:///path or s3://bucket/prefix).
     """
+    from prefect.runtime import flow_run
+
     settings = resolve_settings(config_block, vault_url=vault_url)
-    result = engine.restore_media(vault_from_settings(settings), media_id, dry_run=dry_run)
+    result = engine.restore_media(
+        vault_from_settings(settings), media_id, dry_run=dry_run, restore_days=restore_days
+    )
+    if result["pending"]:
+        deployment_id = flow_run.get_deployment_id()
+        parameters = {
+            "media_id": media_id,
+            "poll_minutes": poll_minutes,
+            "restore_days": restore_days,
+            "config_block": config_block,
+            "vault_url": vault_url,
+        }
+        result["follow_up_run"] = (
+            schedule_follow_up(deployment_id, parameters, poll_minutes) if deployment_id else None
+        )
+        get_run_logger().info(
+            "%d object(s) still thawing; %s",
+            len(result["pending"]),
+            f"next check in {poll_minutes:g} min" if deployment_id else "run the restore again later",
+        )
+    listed = result["to_restore"] if dry_run else result["restored"]
     create_markdown_artifact(
-        f"# Restore {'plan' if dry_run else 'done'}: `{media_id[:16]}…`\n\n"
-        + "\n".join(f"- `{k}`" for k in (result["to_restore"] if dry_run else result["restored"])),
+        f"# Restore {'plan' if dry_run else 'progress'}: `{media_id[:16]}…`\n\n"
+        + "\n".join(f"- `{k}`" for k in listed)
+        + (
+            "\n\nstill thawing:\n" + "\n".join(f"- `{k}`" for k in result["pending"])
+            if result["pending"]
+            else ""
+        ),
         key="restore-summary",
         description="restore",
     )

@@ -79,6 +79,8 @@ def ensure_journaled(vault: Vault, manifest: Manifest, run_id: str | None = None
 
 def _check_artifacts_exist(vault: Vault, manifest: Manifest) -> None:
     for artifact in manifest.artifacts:
+        if artifact.tier != "hot":
+            continue  # archived copies were verified by the lifecycle step; expired ones are gone
         info = vault.head(artifact.key)
         if info is None:
             raise IntegrityError(f"refusing to commit manifest: artifact {artifact.key} is missing")

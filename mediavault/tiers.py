@@ -40,7 +40,10 @@ class ArtifactReader:
             return self.vault.open_read(artifact.key)
         stream = self.archive_vault(artifact.archive.tier_url).open_read(artifact.archive.key)
         if artifact.archive.compression == "zstd":
-            return pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "zstd")
+            # Compressed artifacts are AI outputs, bounded by the ingest limits: decompress in memory.
+            with stream:
+                data = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "zstd").read()
+            return io.BytesIO(data.to_pybytes() if hasattr(data, "to_pybytes") else data)
         return stream
 
     def read_bytes(self, artifact: Artifact) -> bytes:

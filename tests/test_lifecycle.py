@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
@@ -291,3 +292,56 @@ def test_lifecycle_flow_reports(tmp_path, monkeypatch, settings_for) -> None:
     done = lifecycle_flow(dry_run=False, policies=now_policy)
     assert done["done"]["archive:media:archive"]["objects"] == 1
     assert json.loads(vault.get_bytes(done["report"]))["kind"] == "lifecycle"
+
+
+def test_cold_storage_class_archive_and_thaw_then_restore(s3_options, s3_bucket, settings_for) -> None:
+    from mediavault.vault.s3 import S3Vault
+
+    vault = S3Vault(s3_bucket, "hot", s3_options)
+    media_id = ingest_jfk(vault, settings_for(vault))
+    policies = Policies.model_validate(
+        {"archive": {"url": f"s3://{s3_bucket}/cold/", "storage_class": "GLACIER"}}
+    )
+    report = run(vault, policies, dry_run=False, now=utc_now() + 400 * DAYS)
+    assert not report.errors
+    manifest = manifests.latest_manifest(vault, media_id)
+    media = next(a for a in manifest.artifacts if a.kind == "media")
+    raw = next(a for a in manifest.artifacts if a.kind == "raw-output")
+    assert media.archive.storage_class == "GLACIER" and raw.archive.storage_class is None
+    head = vault.client.head_object(Bucket=s3_bucket, Key="cold/" + media.archive.key)
+    assert head["StorageClass"] == "GLACIER"
+    assert check_vault(vault).ok, "cold copies are checked against the SHA-256 recorded at write time"
+    assert export(vault, media_id, "srt"), "AI outputs stay readable for search and export"
+
+    first = restore_media(vault, media_id)
+    assert first["pending"] == [media.key], "a cold copy is thawed first; nothing blocks meanwhile"
+    assert vault.head(media.key) is None
+    second = restore_media(vault, media_id)  # moto finishes the thaw at once; S3 takes hours
+    assert media.key in second["restored"] and second["pending"] == []
+    assert hashlib.sha256(vault.get_bytes(media.key)).hexdigest() == media.sha256
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_restore_follow_up_is_scheduled_not_waited_for() -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.lifecycle import restore_flow, schedule_follow_up
+
+    async def make_deployment() -> str:
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name(restore_flow.name)
+            return str(await client.create_deployment(flow_id=flow_id, name=f"restore-{uuid4().hex[:6]}"))
+
+    deployment_id = asyncio.run(make_deployment())
+    run_id = schedule_follow_up(deployment_id, {"media_id": "a" * 64}, minutes=30)
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_run(run_id)
+
+    follow_up = asyncio.run(read())
+    assert follow_up.state.type.value == "SCHEDULED"
+    assert (follow_up.state.state_details.scheduled_time - utc_now()).total_seconds() > 25 * 60
+    assert follow_up.parameters == {"media_id": "a" * 64}

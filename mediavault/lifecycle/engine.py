@@ -74,10 +74,11 @@ def default_archive_url(vault: Vault) -> str:
     return vault.url + "archive/"
 
 
-def open_archive(vault: Vault, policies: Policies) -> Vault:
+def open_archive(vault: Vault, policies: Policies, for_media: bool = False) -> Vault:
+    """The archive tier; for media with the configured storage class (AI outputs stay readable)."""
     url = policies.archive.url or default_archive_url(vault)
     archive = open_vault(url, same_credentials(vault))
-    if policies.archive.storage_class:
+    if policies.archive.storage_class and for_media:
         if not isinstance(archive, S3Vault):
             raise InputError(
                 "policies", "archive.storage_class", "storage classes need an s3:// archive tier"
@@ -271,6 +272,7 @@ def archive_media(
     policies: Policies,
     hook: Hook,
     report: LifecycleReport,
+    cold_archive: Vault | None = None,
 ) -> None:
     manifest = manifests.latest_manifest(vault, media_id)
     if manifest is None or manifest.legal_hold:
@@ -285,7 +287,8 @@ def archive_media(
             action.artifact_class or "media", manifest.metadata.owner, manifest.metadata.tags
         )
         try:
-            copies[artifact.key] = copy_to_archive(vault, archive, artifact, rule.compress, hook)
+            tier = (cold_archive or archive) if artifact.kind == "media" else archive
+            copies[artifact.key] = copy_to_archive(vault, tier, artifact, rule.compress, hook)
         except (IntegrityError, OSError, KeyError) as exc:
             report.errors.append(
                 {"media_id": media_id, "key": artifact.key, "step": "copy/verify", "error": str(exc)}
@@ -373,6 +376,7 @@ def run(
     if dry_run:
         return report
     archive = open_archive(vault, policies)
+    cold_archive = open_archive(vault, policies, for_media=True)
     by_media: dict[str, list[Action]] = {}
     for action in report.actions:
         if action.media_id:
@@ -381,7 +385,7 @@ def run(
         kinds = {a.action for a in actions}
         try:
             if kinds & {"archive", "finish-archive"}:
-                archive_media(vault, archive, media_id, actions, policies, hook, report)
+                archive_media(vault, archive, media_id, actions, policies, hook, report, cold_archive)
             expiring = [a.key for a in actions if a.action == "expire"]
             if expiring:
                 expire_media(vault, media_id, expiring, hook, report)
@@ -411,7 +415,7 @@ def set_legal_hold(vault: Vault, media_id: str, hold: bool) -> int:
 
 
 def restore_media(
-    vault: Vault, media_id: str, hook: Hook | None = None, dry_run: bool = False
+    vault: Vault, media_id: str, hook: Hook | None = None, dry_run: bool = False, restore_days: int = 7
 ) -> dict[str, Any]:
     """Bring every archived artifact of a media item back to the hot tier (the archive copy stays)."""
     hook = hook or (lambda step, key: None)
@@ -428,7 +432,16 @@ def restore_media(
         }
     reader = ArtifactReader(vault)
     restored: dict[str, tuple[str, ArchiveCopy | None]] = {}
+    pending: list[str] = []
     for artifact in archived:
+        archive = reader.archive_vault(artifact.archive.tier_url)
+        if artifact.archive.storage_class and isinstance(archive, S3Vault):
+            state = archive.restore_state(artifact.archive.key)
+            if state == "not-requested":
+                archive.request_restore(artifact.archive.key, days=restore_days)
+            if state != "ready":
+                pending.append(artifact.key)
+                continue
         hook("copy", artifact.key)
         with reader.open(artifact) as stream:
             result = vault.put_stream(stream, lambda _sha, key=artifact.key: key, artifact.content_type)
@@ -442,11 +455,13 @@ def restore_media(
                 "the archive copy is untouched"
             )
         restored[artifact.key] = ("hot", artifact.archive)
-    hook("manifest", media_id)
-    _commit_tiers(vault, media_id, restored, "restore")
+    if restored:
+        hook("manifest", media_id)
+        _commit_tiers(vault, media_id, restored, "restore")
     return {
         "media_id": media_id,
         "dry_run": False,
         "to_restore": [a.key for a in archived],
         "restored": sorted(restored),
+        "pending": pending,
     }

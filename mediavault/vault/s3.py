@@ -221,5 +221,35 @@ class S3Vault:
             for item in page.get("Contents", []):
                 yield item["Key"][len(self.prefix) :]
 
+    def restore_state(self, key: str) -> str:
+        """For objects in a cold storage class: 'not-requested', 'in-progress' or 'ready'."""
+        response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        if response.get("StorageClass") in (
+            None,
+            "STANDARD",
+            "STANDARD_IA",
+            "ONEZONE_IA",
+            "GLACIER_IR",
+            "INTELLIGENT_TIERING",
+            "REDUCED_REDUNDANCY",
+        ):
+            return "ready"
+        restore = response.get("Restore")
+        if not restore:
+            return "not-requested"
+        return "in-progress" if 'ongoing-request="true"' in restore else "ready"
+
+    def request_restore(self, key: str, days: int = 7, tier: str = "Standard") -> None:
+        """Ask S3 to make a cold object readable for ``days`` (answers at once; the work is async)."""
+        try:
+            self.client.restore_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+            )
+        except ClientError as exc:
+            if _code(exc) != "RestoreAlreadyInProgress":
+                raise
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
