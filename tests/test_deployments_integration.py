@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import JFK_JSON, JFK_MEDIA
+from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -140,6 +140,14 @@ def test_deployments_run_through_a_worker(stack: dict[str, str], tmp_path: Path)
     assert (
         len(media_ids) == 1 and manifests.latest_manifest(vault, media_ids[0]).metadata.title == "From the UI"
     )
+    jfk_id = media_ids[0]
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    make_wav(inbox / "tone.wav", 2)
+    batch = run_deployment(stack, "batch-ingest/batch-ingest", {"source": str(inbox), "owner": "ops"})
+    assert batch["state"] == "COMPLETED", batch
+    assert len(manifests.list_media_ids(vault)) == 2
 
     rebuilt = run_deployment(stack, "reindex/reindex", {"mode": "full"})
     assert rebuilt["state"] == "COMPLETED", rebuilt
@@ -152,6 +160,8 @@ def test_deployments_run_through_a_worker(stack: dict[str, str], tmp_path: Path)
         timeout=120,
     )
     assert json.loads(found.stdout)["total"] == 1, found.stderr
+    incremental = run_deployment(stack, "reindex/reindex-incremental", {})
+    assert incremental["state"] == "COMPLETED", incremental
 
     verified = run_deployment(stack, "verify/verify-weekly", {"sample_percent": 100})
     assert verified["state"] == "COMPLETED", verified
@@ -160,13 +170,13 @@ def test_deployments_run_through_a_worker(stack: dict[str, str], tmp_path: Path)
     archive_now = {"media": {"action": "archive", "after_days": 0}}
     planned = run_deployment(stack, "lifecycle/lifecycle-plan", {"policies": archive_now})
     assert planned["state"] == "COMPLETED", planned
-    assert vault.head(f"media/{media_ids[0]}/original") is not None, "a dry run changes nothing"
+    assert vault.head(f"media/{jfk_id}/original") is not None, "a dry run changes nothing"
     archived = run_deployment(
         stack, "lifecycle/lifecycle-nightly", {"dry_run": False, "policies": archive_now}
     )
     assert archived["state"] == "COMPLETED", archived
-    media = next(a for a in manifests.latest_manifest(vault, media_ids[0]).artifacts if a.kind == "media")
+    media = next(a for a in manifests.latest_manifest(vault, jfk_id).artifacts if a.kind == "media")
     assert media.tier == "archive" and vault.head(media.key) is None
-    restored = run_deployment(stack, "restore/restore", {"media_id": media_ids[0]})
+    restored = run_deployment(stack, "restore/restore", {"media_id": jfk_id})
     assert restored["state"] == "COMPLETED", restored
     assert vault.head(media.key) is not None and len(list(vault.list_keys("reports/lifecycle/"))) == 1
