@@ -16,6 +16,7 @@ from mediavault.errors import InputError, InsufficientSpace
 from mediavault.ingest import IngestRequest, OutputSpec
 from mediavault.vault import vault_from_settings
 from mediavault.vault.s3 import make_s3_client
+from tasks.common import submit_in_windows
 from tasks.ingest import commit_manifest, ingest_chunk, record_status, store_media, store_run, validate_inputs
 
 
@@ -186,13 +187,9 @@ def batch_ingest_flow(
     window = max(1, max_concurrency or settings.batch_max_concurrency)
     logger.info("%d items in %d chunks, %d at a time", len(items), len(chunks), window)
     results: list[inbox.ItemResult] = []
-    for start in range(0, len(chunks), window):
-        futures = [
-            ingest_chunk.submit(vault, chunk, defaults, settings, job_id)
-            for chunk in chunks[start : start + window]
-        ]
-        for future in futures:
-            results.extend(future.result())
+    arguments = [(vault, chunk, defaults, settings, job_id) for chunk in chunks]
+    for part in submit_in_windows(ingest_chunk, arguments, window):
+        results.extend(part)
     report = inbox.summarize(results, started)
     create_table_artifact(
         [

@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from blocks import resolve_settings
 from mediavault import progress
 from mediavault.reindex import ProjectedDigests, chunks_of
+from tasks.common import submit_in_windows
 from tasks.reindex import (
     finish_rebuild,
     incremental,
@@ -80,15 +81,13 @@ def _full(settings, chunk_size: int) -> dict[str, Any]:
         0.0, key="reindex-progress", description=f"full re-index into generation {generation}"
     )
     digests = ProjectedDigests()
-    window = max(1, settings.batch_max_concurrency)
     advance = progress.reporter(f"re-index into generation {generation}", len(media_ids))
-    for start in range(0, len(chunks), window):
-        batch = chunks[start : start + window]
-        futures = [project_chunk.submit(settings, generation, chunk) for chunk in batch]
-        for chunk, future in zip(batch, futures, strict=True):
-            _merge(digests, future.result())
-            if advance:
-                advance(len(chunk))
-        update_progress_artifact(progress_id, 100.0 * min(len(chunks), start + window) / max(1, len(chunks)))
+    arguments = [(settings, generation, chunk) for chunk in chunks]
+    results = submit_in_windows(project_chunk, arguments, settings.batch_max_concurrency)
+    for done, (chunk, part) in enumerate(zip(chunks, results, strict=True), start=1):
+        _merge(digests, part)
+        if advance:
+            advance(len(chunk))
+        update_progress_artifact(progress_id, 100.0 * done / max(1, len(chunks)))
     update_progress_artifact(progress_id, 100.0)
     return {"mode": "full", **finish_rebuild(settings, generation, start_seq, digests, started)}

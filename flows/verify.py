@@ -16,6 +16,7 @@ from mediavault.fixity import FixityReport
 from mediavault.reindex import chunks_of
 from mediavault.reports import write_report
 from mediavault.vault import vault_from_settings
+from tasks.common import submit_in_windows
 from tasks.verify import check_chunk
 
 
@@ -42,15 +43,10 @@ def verify_flow(
     salt = str(flow_run.get_id() or time.time_ns())
     media_ids = manifests.list_media_ids(vault)
     report = FixityReport()
-    window = max(1, settings.batch_max_concurrency)
     chunks = chunks_of(media_ids, chunk_size)
-    for start in range(0, len(chunks), window):
-        futures = [
-            check_chunk.submit(settings, chunk, sample_percent, salt)
-            for chunk in chunks[start : start + window]
-        ]
-        for future in futures:
-            report.merge(future.result())
+    arguments = [(settings, chunk, sample_percent, salt) for chunk in chunks]
+    for part in submit_in_windows(check_chunk, arguments, settings.batch_max_concurrency):
+        report.merge(part)
     report.seconds = time.monotonic() - started
     body = {"sample_percent": sample_percent, "media": len(media_ids), **report.as_dict()}
     key = write_report(vault, "verify", body)

@@ -26,3 +26,12 @@ RETRYING = {
     "retry_delay_seconds": RETRY_DELAYS,
     "retry_condition_fn": retry_only_transient,
 }
+
+
+def submit_in_windows(task: Any, argument_sets: list[tuple], window: int):
+    """Run ``task`` over argument tuples, at most ``window`` at a time; yields results in order."""
+    window = max(1, window)
+    for start in range(0, len(argument_sets), window):
+        futures = [task.submit(*arguments) for arguments in argument_sets[start : start + window]]
+        for future in futures:
+            yield future.result()
