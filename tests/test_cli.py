@@ -52,27 +52,15 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+JFK_INGEST = [
+    "ingest", str(JFK_MEDIA), "-o", str(JFK_JSON), "-o", str(REAL / "whisper_en_jfk.vtt"),
+    "--title", "Ask not", "--tag", "speech", "--model", "openai-whisper",
+    "--param", "beam_size=5", "--param", "model=tiny",
+]  # fmt: skip
+
+
 def test_ingest_ls_show_journal(home: Path) -> None:
-    result = runner.invoke(
-        [
-            "ingest",
-            str(JFK_MEDIA),
-            "-o",
-            str(JFK_JSON),
-            "-o",
-            str(REAL / "whisper_en_jfk.vtt"),
-            "--title",
-            "Ask not",
-            "--tag",
-            "speech",
-            "--model",
-            "openai-whisper",
-            "--param",
-            "beam_size=5",
-            "--param",
-            "model=tiny",
-        ]
-    )
+    result = runner.invoke(JFK_INGEST)
     assert result.exit_code == 0, result.output
     assert "manifest v1 (committed)" in result.output
     media_id = next(word for word in result.output.split() if len(word) == 64)
@@ -86,26 +74,7 @@ def test_ingest_ls_show_journal(home: Path) -> None:
     assert '"schema_version": 1' in as_json.output
     journal = runner.invoke(["journal"])
     assert "ingest" in journal.output and media_id[:16] in journal.output
-    again = runner.invoke(
-        [
-            "ingest",
-            str(JFK_MEDIA),
-            "-o",
-            str(JFK_JSON),
-            "-o",
-            str(REAL / "whisper_en_jfk.vtt"),
-            "--title",
-            "Ask not",
-            "--tag",
-            "speech",
-            "--model",
-            "openai-whisper",
-            "--param",
-            "beam_size=5",
-            "--param",
-            "model=tiny",
-        ]
-    )
+    again = runner.invoke(JFK_INGEST)
     assert "nothing written" in again.output and "0 new object(s)" in again.output
 
 

@@ -59,20 +59,17 @@ async def _artifacts(key: str):
         return response.json()
 
 
+JFK_PARAMETERS = {
+    "media": str(JFK_MEDIA), "outputs": [str(JFK_JSON)], "title": "JFK", "owner": "archive",
+    "tags": ["speech"], "language": "en", "model": "openai-whisper", "model_version": "20231117",
+    "model_parameters": {"model": "tiny"},
+}  # fmt: skip
+
+
 def test_ingest_flow_commits_and_records_status(tmp_path: Path, env_for, mongo_url: str) -> None:
     vault_dir = tmp_path / "vault"
     env_for(vault_dir.as_uri())
-    result = ingest_flow(
-        media=str(JFK_MEDIA),
-        outputs=[str(JFK_JSON)],
-        title="JFK",
-        owner="archive",
-        tags=["speech"],
-        language="en",
-        model="openai-whisper",
-        model_version="20231117",
-        model_parameters={"model": "tiny"},
-    )
+    result = ingest_flow(**JFK_PARAMETERS)
     assert result["changed"] and result["manifest_version"] == 1
     manifest = manifests.latest_manifest(LocalVault(vault_dir), result["media_id"])
     assert manifest.metadata.owner == "archive"
@@ -84,17 +81,7 @@ def test_ingest_flow_commits_and_records_status(tmp_path: Path, env_for, mongo_u
     assert events == ["media-stored", "committed"]
     summaries = asyncio.run(_artifacts("ingest-summary"))
     assert any(result["media_id"][:16] in (a["data"] or "") for a in summaries)
-    again = ingest_flow(
-        media=str(JFK_MEDIA),
-        outputs=[str(JFK_JSON)],
-        title="JFK",
-        owner="archive",
-        tags=["speech"],
-        language="en",
-        model="openai-whisper",
-        model_version="20231117",
-        model_parameters={"model": "tiny"},
-    )
+    again = ingest_flow(**JFK_PARAMETERS)
     assert again["created_objects"] == 0 and not again["changed"]
 
 
