@@ -52,3 +52,19 @@ def assert_no_manifest_names_a_missing_object(vault: Vault) -> int:
                 assert info is not None, f"manifest v{version} names missing {artifact.key}"
                 assert info.size == artifact.size
     return len(media_ids)
+
+
+def plant_staging_leftover(vault: Vault) -> str:
+    """What a writer killed mid-upload leaves: a temp file (local) or an unfinished upload (S3)."""
+    from mediavault.vault import LocalVault
+
+    if isinstance(vault, LocalVault):
+        path = vault.root / ".tmp" / "killed-writer"
+        path.write_bytes(b"half a file")
+        return ".tmp/killed-writer"
+    key = vault.prefix + STAGING_PREFIX + "killed-writer"
+    upload = vault.client.create_multipart_upload(Bucket=vault.bucket, Key=key)
+    vault.client.upload_part(
+        Bucket=vault.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
+    return f"{STAGING_PREFIX}killed-writer#multipart-upload={upload['UploadId']}"

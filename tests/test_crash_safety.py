@@ -164,3 +164,12 @@ def test_sigkill_during_real_ingest_then_rerun(
     media_id = manifests.list_media_ids(vault)[0]
     manifest = manifests.latest_manifest(vault, media_id)
     assert manifest.media.size == media.stat().st_size
+    from datetime import timedelta
+
+    from mediavault.lifecycle.engine import run
+    from mediavault.lifecycle.policy import Policies
+    from mediavault.models import utc_now
+
+    run(vault, Policies(), dry_run=False, now=utc_now() + timedelta(days=2))
+    assert list(vault.staging_leftovers()) == [], "what the killed writers left is cleaned up"
+    assert assert_no_manifest_names_a_missing_object(vault) == 1

@@ -22,7 +22,6 @@ from mediavault.lifecycle.policy import KIND_CLASS, Policies
 from mediavault.models import ArchiveCopy, Artifact, Manifest, utc_now
 from mediavault.tiers import ArtifactReader, compress_stream, same_credentials
 from mediavault.vault import LocalVault, Vault, open_vault
-from mediavault.vault.keys import STAGING_PREFIX
 from mediavault.vault.s3 import S3Vault
 
 Hook = Callable[[str, str], None]
@@ -137,24 +136,32 @@ def plan(vault: Vault, policies: Policies, now: datetime | None = None) -> list[
                         **common,
                     )
                 )
-    staging_rule, orphan_rule = policies.staging, policies.failed_ingest
-    for prefix, rule, action, artifact_class in (
-        (STAGING_PREFIX, staging_rule, "delete-staging", "staging"),
-        ("media/", orphan_rule, "delete-orphan", "failed_ingest"),
-    ):
-        if rule.action != "expire":
-            continue
-        for key in vault.list_keys(prefix):
+    if policies.staging.action == "expire":
+        for info in vault.staging_leftovers():
+            age = _age_days(info.modified, now)
+            if age >= policies.staging.after_days:
+                actions.append(
+                    Action(
+                        "delete-staging",
+                        info.key,
+                        artifact_class="staging",
+                        size=info.size,
+                        age_days=round(age, 2),
+                        reason=f"left in staging for {age:.1f} days",
+                    )
+                )
+    if policies.failed_ingest.action == "expire":
+        for key in vault.list_keys("media/"):
             if key in referenced:
                 continue
             info = vault.head(key)
             age = _age_days(info.modified if info else None, now)
-            if info is not None and age >= rule.after_days:
+            if info is not None and age >= policies.failed_ingest.after_days:
                 actions.append(
                     Action(
-                        action,
+                        "delete-orphan",
                         key,
-                        artifact_class=artifact_class,
+                        artifact_class="failed_ingest",
                         size=info.size,
                         age_days=round(age, 2),
                         reason=f"unreferenced for {age:.1f} days",
@@ -394,7 +401,10 @@ def run(
     for action in report.actions:
         if action.action in ("delete-staging", "delete-orphan"):
             hook("delete", action.key)
-            vault.delete(action.key)
+            if action.action == "delete-staging":
+                vault.delete_staging(action.key)
+            else:
+                vault.delete(action.key)
             report.done.append(action)
     return report
 

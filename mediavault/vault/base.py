@@ -68,3 +68,12 @@ class Vault(Protocol):
     def delete(self, key: str) -> None:
         """Remove an object; a missing key is not an error."""
         ...
+
+    def staging_leftovers(self) -> Iterator[ObjectInfo]:
+        """In-flight upload and temp objects, with size and modification time. One that stays old
+        was left by a writer that died; it is referenced by nothing."""
+        ...
+
+    def delete_staging(self, key: str) -> None:
+        """Remove one object listed by ``staging_leftovers``."""
+        ...

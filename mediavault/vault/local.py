@@ -175,8 +175,18 @@ class LocalVault:
             self._path(key).unlink()
 
     def free_bytes(self) -> int:
-        return os.statvfs(self.root).f_bavail * os.statvfs(self.root).f_frsize
+        stats = os.statvfs(self.root)
+        return stats.f_bavail * stats.f_frsize
 
-    def abandoned_tmp_files(self) -> list[Path]:
-        """Temp files left by a killed writer (garbage, never referenced by a manifest)."""
-        return sorted((self.root / _TMP_DIR).iterdir())
+    def staging_leftovers(self) -> Iterator[ObjectInfo]:
+        for path in sorted((self.root / _TMP_DIR).iterdir()):
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                yield ObjectInfo(f"{_TMP_DIR}/{path.name}", stat.st_size, None, stat.st_mtime)
+
+    def delete_staging(self, key: str) -> None:
+        name = key.removeprefix(f"{_TMP_DIR}/")
+        if "/" in name or name in ("", ".", "..") or not key.startswith(f"{_TMP_DIR}/"):
+            raise ValueError(f"not a staging key of this vault: {key!r}")
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / _TMP_DIR / name).unlink()

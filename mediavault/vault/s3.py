@@ -15,10 +15,11 @@ from mediavault.errors import ConfigurationError
 from mediavault.hashing import HashingReader, sha256_bytes
 from mediavault.settings import S3Options
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
-from mediavault.vault.keys import staging_key
+from mediavault.vault.keys import STAGING_PREFIX, staging_key
 
 SHA256_METADATA = "sha256"
 SINGLE_COPY_LIMIT = 5 * 1024**3
+UPLOAD_MARK = "#multipart-upload="
 
 
 def make_s3_client(options: S3Options) -> Any:
@@ -253,3 +254,35 @@ class S3Vault:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def staging_leftovers(self) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + STAGING_PREFIX):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    item["Key"][len(self.prefix) :], int(item["Size"]), None, item["LastModified"].timestamp()
+                )
+
+        uploads = self.client.get_paginator("list_multipart_uploads")
+        for page in uploads.paginate(Bucket=self.bucket, Prefix=self.prefix + STAGING_PREFIX):
+            for upload in page.get("Uploads", []):
+                key = upload["Key"][len(self.prefix) :]
+                yield ObjectInfo(
+                    f"{key}{UPLOAD_MARK}{upload['UploadId']}", 0, None, upload["Initiated"].timestamp()
+                )
+
+    def delete_staging(self, key: str) -> None:
+        """Delete a staging object, or abort an unfinished multipart upload a killed writer left."""
+        if not key.startswith(STAGING_PREFIX):
+            raise ValueError(f"not a staging key of this vault: {key!r}")
+        if UPLOAD_MARK in key:
+            object_key, upload_id = key.split(UPLOAD_MARK, 1)
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(object_key), UploadId=upload_id
+                )
+            except ClientError as exc:
+                if _code(exc) != "NoSuchUpload":
+                    raise
+            return
+        self.delete(key)
