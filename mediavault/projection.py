@@ -19,7 +19,6 @@ from mediavault.tiers import ArtifactReader
 from mediavault.vault.base import Vault
 
 BATCH_ROWS = 2_000
-DIGEST_BITS = 24
 DIGEST_FIELDS = ("digest_a", "digest_b")
 
 
@@ -177,7 +176,3 @@ def project(vault: Vault, media_id: str) -> tuple[MediaProjection, Iterator[list
     media_doc = media_document(manifest, applied)
     projection = MediaProjection(media_id, media_doc, media_doc["counts"]["statements"])
     return projection, statement_documents(vault, manifest, applied, media_doc)
-
-
-def media_doc_digest(document: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(document)).hexdigest()

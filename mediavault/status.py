@@ -7,7 +7,6 @@ after the vault commit and a full re-index can rebuild them.
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -49,11 +48,16 @@ def connect(settings: MediavaultSettings) -> Database | None:
     else:
         url = settings.mongo_url.get_secret_value()
     database = _client(url)[settings.mongo_database]
-    ensure_indexes(database)
+    with _clients_lock:
+        first_use = (url, settings.mongo_database) not in _indexed
+        _indexed.add((url, settings.mongo_database))
+    if first_use:
+        ensure_indexes(database)
     return database
 
 
 _clients: dict[str, MongoClient] = {}
+_indexed: set[tuple[str, str]] = set()
 _clients_lock = threading.Lock()
 
 
@@ -70,10 +74,6 @@ def ensure_indexes(database: Database) -> None:
     database[MEDIA].create_index([("owner", ASCENDING)])
     database[JOB_EVENTS].create_index([("job_id", ASCENDING), ("at", ASCENDING)])
     database[JOB_EVENTS].create_index([("media_id", ASCENDING), ("at", ASCENDING)])
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
 
 
 def record_event(

@@ -8,13 +8,13 @@ storage class. AI outputs are zstd-compressed on the way in; media are stored as
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mediavault.models import Artifact
 from mediavault.settings import S3Options
-from mediavault.vault import LocalVault, Vault, open_vault
+from mediavault.vault import Vault, open_vault
 from mediavault.vault.s3 import S3Vault
 
 
@@ -60,9 +60,3 @@ def compress_stream(source: BinaryIO) -> BinaryIO:
         compressed.write(chunk)
     compressed.close()
     return io.BytesIO(sink.getvalue().to_pybytes())
-
-
-def tier_description(vault: Vault) -> dict[str, Any]:
-    if isinstance(vault, LocalVault):
-        return {"kind": "local-directory", "url": vault.url}
-    return {"kind": "s3", "url": vault.url}
