@@ -143,8 +143,16 @@ def test_sigkill_during_real_ingest_then_rerun(
         from mediavault.vault import LocalVault
 
         vault = LocalVault(tmp_path / "vault")
+    scratch = {**env, "MEDIAVAULT_VAULT_URL": env["MEDIAVAULT_VAULT_URL"].rstrip("/") + "-timing"}
+    timing = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(media)], env=scratch, stdout=subprocess.PIPE, text=True
+    )
+    assert timing.stdout.readline().strip() == "started"
+    began = time.monotonic()
+    assert timing.wait(timeout=300) == 0
+    duration = time.monotonic() - began  # an uninterrupted ingest, so kills land inside one
     kills = 0
-    for delay in (0.0, 0.15, 0.4, 0.8, 1.5):
+    for delay in (0.0, *(duration * f for f in (0.15, 0.35, 0.55, 0.75))):
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(media)], env=env, stdout=subprocess.PIPE, text=True
         )
