@@ -11,12 +11,40 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as settings_profiles
 
 from mediavault.settings import MediavaultSettings, S3Options
 from mediavault.vault import LocalVault, Vault
 from mediavault.vault.s3 import S3Vault, make_s3_client
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+# Property, fuzz, stress and fault tests: short and seeded in CI and by default; long by hand with
+# MEDIAVAULT_HARDENING=long (see the README).
+LONG_HARDENING = os.environ.get("MEDIAVAULT_HARDENING") == "long"
+settings_profiles.register_profile(
+    "ci",
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings_profiles.register_profile(
+    "long",
+    max_examples=2000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings_profiles.load_profile("long" if LONG_HARDENING else "ci")
+
+
+def hardening_scale(short: float, long: float) -> float:
+    """A bound (seconds, steps, processes) for stress tests: short in CI, long by hand."""
+    return long if LONG_HARDENING else short
+
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL = FIXTURES / "real"
