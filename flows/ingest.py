@@ -12,7 +12,7 @@ from prefect.states import Failed
 
 from blocks import resolve_settings
 from mediavault import inbox
-from mediavault.errors import InputError, InsufficientSpace
+from mediavault.errors import InputError, InsufficientSpace, ObjectsVanished
 from mediavault.ingest import IngestRequest, OutputSpec
 from mediavault.vault import vault_from_settings
 from mediavault.vault.s3 import make_s3_client
@@ -113,7 +113,14 @@ def ingest_flow(
         run_state = store_run(vault, media_id, prepared, return_state=True)
         stored = run_state.result()
         run_created = 0 if stored is None or run_state.name == "Cached" else stored.created_objects
-        committed = commit_manifest(vault, prepared, media_artifact, stored)
+        try:
+            committed = commit_manifest(vault, prepared, media_artifact, stored)
+        except ObjectsVanished as exc:
+            # Garbage collection removed objects this commit deduplicated against: store again.
+            logger.warning("%s; storing again", exc)
+            media_artifact, _ = store_media.with_options(refresh_cache=True)(vault, prepared)
+            stored = store_run.with_options(refresh_cache=True)(vault, media_id, prepared)
+            committed = commit_manifest(vault, prepared, media_artifact, stored)
     except Exception as exc:
         record_status(settings, job_id, "failed", media_id, to_status="failed", error=str(exc))
         raise

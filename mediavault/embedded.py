@@ -2,11 +2,17 @@
 
 It is started with ``python -m secantus`` and reached over the wire protocol on loopback; this
 project never imports it.
+
+The state file records the server's identity (boot id, process start time, command line) next to
+its pid. Nothing is signalled unless the process behind the pid still has that identity, so a
+recycled pid is never killed. Starting and stopping hold an exclusive lock on ``server.lock``, so
+two processes can never start two servers on one data directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -14,12 +20,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mediavault.errors import ConfigurationError, TransientError
 
 STATE_FILE = "server.json"
+LOCK_FILE = "server.lock"
 
 
 @dataclass(frozen=True)
@@ -33,20 +42,81 @@ class EmbeddedMongo:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
 
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """What tells one process apart from a later one that reuses its pid."""
+
+    boot_id: str
+    start_time: str
+    cmdline: list[str]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+def _boot_id() -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_identity(pid: int) -> ProcessIdentity | None:
+    """The identity of a live process, or None if there is none (zombies count as gone)."""
+    proc = Path(f"/proc/{pid}")
+    if Path("/proc/self/stat").exists():
+        try:
+            stat = (proc / "stat").read_text()
+            raw_cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            return None
+        # The command name (field 2) is in parentheses and may hold spaces or ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] in ("Z", "X"):
+            return None
+        cmdline = [part.decode(errors="replace") for part in raw_cmdline.split(b"\0")[:-1]]
+        return ProcessIdentity(_boot_id(), fields[19], cmdline)
+    return _ps_identity(pid)
+
+
+def _ps_identity(pid: int) -> ProcessIdentity | None:
+    """Without /proc (e.g. macOS): ps gives the start time to the second and the command line."""
+    done = subprocess.run(
+        ["ps", "-ww", "-o", "stat=", "-o", "lstart=", "-o", "command=", "-p", str(pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    parts = done.stdout.split()
+    if done.returncode != 0 or len(parts) < 7 or parts[0].startswith("Z"):
+        return None
+    return ProcessIdentity("", " ".join(parts[1:6]), parts[6:])
+
+
+def _is_our_server(pid: int, info: dict[str, Any]) -> bool:
+    """Whether ``pid`` is still the server the state file describes."""
+    current = process_identity(pid)
+    if current is None:
         return False
-    except PermissionError:
-        return True
-    return True
+    recorded = info.get("identity")
+    if recorded:
+        return (
+            current.boot_id == recorded["boot_id"]
+            and current.start_time == recorded["start_time"]
+            and current.cmdline == recorded["cmdline"]
+        )
+    # A state file written before identities were recorded: accept only a SecantusDB command line
+    # on this very data directory.
+    cmd = current.cmdline
+    return (
+        "secantus" in cmd
+        and "--storage-path" in cmd
+        and cmd.index("--storage-path") + 1 < len(cmd)
+        and cmd[cmd.index("--storage-path") + 1] == str(info.get("data_dir"))
+    )
 
 
 def _answers(port: int, timeout: float = 2.0) -> bool:
@@ -64,15 +134,41 @@ def _answers(port: int, timeout: float = 2.0) -> bool:
         client.close()
 
 
-def running(base: Path) -> EmbeddedMongo | None:
-    """The server recorded under ``base`` if it is still up."""
-    state = base / STATE_FILE
+def _read_state(base: Path) -> dict[str, Any] | None:
     try:
-        info = json.loads(state.read_text())
-    except (FileNotFoundError, ValueError):
+        info = json.loads((base / STATE_FILE).read_text())
+        int(info["pid"]), int(info["port"]), str(info["data_dir"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+def _write_state(base: Path, info: dict[str, Any]) -> None:
+    """Replace the state file atomically, so a reader never sees half of it."""
+    temporary = base / f".{STATE_FILE}.{os.getpid()}"
+    temporary.write_text(json.dumps(info))
+    os.replace(temporary, base / STATE_FILE)
+
+
+@contextlib.contextmanager
+def _start_lock(base: Path) -> Iterator[None]:
+    """An exclusive lock across processes on ``base`` (released when the holder exits)."""
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def running(base: Path) -> EmbeddedMongo | None:
+    """The server recorded under ``base`` if it is still up and still the process we started."""
+    info = _read_state(base)
+    if info is None:
         return None
     server = EmbeddedMongo(int(info["pid"]), int(info["port"]), Path(info["data_dir"]))
-    if _alive(server.pid) and _answers(server.port):
+    if _is_our_server(server.pid, info) and _answers(server.port):
         return server
     return None
 
@@ -82,7 +178,14 @@ def ensure_running(base: Path, startup_timeout: float = 60.0) -> EmbeddedMongo:
     existing = running(base)
     if existing:
         return existing
-    base.mkdir(parents=True, exist_ok=True)
+    with _start_lock(base):
+        existing = running(base)  # another process may have started it while we waited
+        if existing:
+            return existing
+        return _start(base, startup_timeout)
+
+
+def _start(base: Path, startup_timeout: float) -> EmbeddedMongo:
     data_dir = base / "data"
     port = _free_port()
     log = open(base / "secantus.log", "ab")  # noqa: SIM115 - handed to the child
@@ -118,34 +221,79 @@ def ensure_running(base: Path, startup_timeout: float = 60.0) -> EmbeddedMongo:
                 f"see {base / 'secantus.log'}"
             )
         if _answers(port, timeout=0.5):
-            server = EmbeddedMongo(process.pid, port, data_dir)
-            (base / STATE_FILE).write_text(
-                json.dumps({"pid": process.pid, "port": port, "data_dir": str(data_dir)})
+            identity = process_identity(process.pid)
+            if identity is None:
+                break
+            _write_state(
+                base,
+                {
+                    "pid": process.pid,
+                    "port": port,
+                    "data_dir": str(data_dir),
+                    "identity": {
+                        "boot_id": identity.boot_id,
+                        "start_time": identity.start_time,
+                        "cmdline": identity.cmdline,
+                    },
+                },
             )
-            return server
+            return EmbeddedMongo(process.pid, port, data_dir)
         time.sleep(0.2)
     process.kill()
+    process.wait()
     raise TransientError(f"the embedded SecantusDB server did not answer within {startup_timeout}s")
 
 
-def stop(base: Path, timeout: float = 20.0) -> bool:
-    """Stop the server recorded under ``base``; False when none was running."""
-    state = base / STATE_FILE
+def _signal_if_ours(pid: int, info: dict[str, Any], signum: int) -> bool:
+    """Send ``signum`` to ``pid`` only if it is still our server; True if sent.
+
+    With a pidfd the identity check and the signal refer to the same process, so the pid cannot be
+    recycled in between."""
+    pidfd: int | None = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pidfd = None  # kernel without pidfds: check, then signal by pid
     try:
-        info = json.loads(state.read_text())
-    except (FileNotFoundError, ValueError):
+        if not _is_our_server(pid, info):
+            return False
+        try:
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signum)
+            else:
+                os.kill(pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def stop(base: Path, timeout: float = 20.0) -> bool:
+    """Stop the server recorded under ``base``; False when none was running.
+
+    A state file whose pid now belongs to another process is removed without signalling anything."""
+    if not (base / STATE_FILE).exists():
         return False
-    pid = int(info["pid"])
-    stopped = False
-    if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        stopped = True
-    state.unlink(missing_ok=True)
-    return stopped
+    with _start_lock(base):
+        info = _read_state(base)
+        if info is None:
+            (base / STATE_FILE).unlink(missing_ok=True)
+            return False
+        pid = int(info["pid"])
+        stopped = _signal_if_ours(pid, info, signal.SIGTERM)
+        if stopped:
+            deadline = time.monotonic() + timeout
+            while _is_our_server(pid, info) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.1)
+            if _signal_if_ours(pid, info, signal.SIGKILL):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+        (base / STATE_FILE).unlink(missing_ok=True)
+        return stopped

@@ -41,6 +41,20 @@ class ConflictError(TransientError):
     """A concurrent writer won a conditional write; re-read and try again."""
 
 
+class ObjectsVanished(MediavaultError):
+    """Objects a commit was about to reference were removed by garbage collection meanwhile.
+
+    Retrying the commit cannot help; storing them again (create-if-absent), then committing, is
+    always safe."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        super().__init__(
+            f"{len(keys)} stored object(s) were collected as garbage before the commit "
+            f"(first: {keys[0]}); they must be stored again"
+        )
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when retrying the failed operation may succeed."""
     if isinstance(exc, TransientError):

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mediavault import SCHEMA_VERSION, manifests
-from mediavault.errors import InputError, InsufficientSpace
+from mediavault.errors import InputError, InsufficientSpace, ObjectsVanished
 from mediavault.formats import FORMAT_RICHNESS, FORMATS, Transcript, detect_format, parse_output
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.hashing import sha256_bytes
@@ -33,9 +33,11 @@ from mediavault.parquet import statements_table, table_to_parquet_bytes, words_t
 from mediavault.probe import content_type_for, probe_media
 from mediavault.settings import MediavaultSettings
 from mediavault.sources import Source, resolve_source
+from mediavault.vault import pins
 from mediavault.vault.base import ProgressCallback, Vault
 from mediavault.vault.keys import VAULT_DESCRIPTOR, media_original, run_derived, run_raw
 
+STORE_ATTEMPTS = 3
 OUTPUT_CONTENT_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
@@ -183,6 +185,8 @@ def store_media(
     content_type = content_type_for(prepared.probe)
     with prepared.media.open_stream() as stream:
         result = vault.put_stream(stream, lambda sha: media_original(sha), content_type, progress=progress)
+    # S3 reads are pinned to the validated ETag; a local file is checked after the copy instead.
+    prepared.media.check_unchanged()
     artifact = Artifact(
         key=result.key, sha256=result.sha256, size=result.size, kind="media", content_type=content_type
     )
@@ -318,7 +322,28 @@ def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRu
 def commit_ingest(
     vault: Vault, prepared: PreparedIngest, media: Artifact, stored: StoredRun | None
 ) -> manifests.CommitResult:
-    """Write the manifest last: a new media item, or a new run on an existing one."""
+    """Write the manifest last: a new media item, or a new run on an existing one.
+
+    The commit runs under a pin (see ``mediavault.vault.pins``): once no collector claims the
+    media id, every object the manifest will name must still exist, or ObjectsVanished is raised
+    and the caller stores them again. Nothing can delete them between that check and the commit.
+    """
+    media_id = media.sha256
+    pin_key = pins.pin(vault, media_id)
+    try:
+        pins.wait_unclaimed(vault, media_id)
+        referenced = [media, *(stored.artifacts if stored else [])]
+        missing = [a.key for a in referenced if vault.head(a.key) is None]
+        if missing:
+            raise ObjectsVanished(missing)
+        return _commit_manifest(vault, prepared, media, stored)
+    finally:
+        pins.unpin(vault, pin_key)
+
+
+def _commit_manifest(
+    vault: Vault, prepared: PreparedIngest, media: Artifact, stored: StoredRun | None
+) -> manifests.CommitResult:
     media_id = media.sha256
 
     def derive(current):
@@ -364,9 +389,15 @@ def ingest(
     prepared = prepare(request, settings)
     check_free_space(vault, prepared, settings)
     ensure_vault_descriptor(vault)
-    media, media_created = store_media(vault, prepared, progress)
-    stored = store_run(vault, media.sha256, prepared)
-    committed = commit_ingest(vault, prepared, media, stored)
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        media, media_created = store_media(vault, prepared, progress)
+        stored = store_run(vault, media.sha256, prepared)
+        try:
+            committed = commit_ingest(vault, prepared, media, stored)
+            break
+        except ObjectsVanished:
+            if attempt == STORE_ATTEMPTS:
+                raise
     return IngestResult(
         media_id=media.sha256,
         run_id=stored.run.run_id if stored else None,

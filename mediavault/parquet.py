@@ -128,10 +128,6 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else value
-
-
 def read_transcript(statements: BinaryIO | bytes, words: BinaryIO | bytes) -> Transcript:
     """Rebuild a Transcript from its two Parquet files (the inverse of normalization)."""
     s_table = pq.read_table(pa.BufferReader(statements) if isinstance(statements, bytes) else statements)

@@ -12,10 +12,21 @@ from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
 
-from mediavault.errors import InputError
+from mediavault.errors import InputError, TransientError
 from mediavault.settings import IngestLimits, S3Options
 
 SEEK_BUFFER = 256 * 1024
+
+
+class SourceChanged(TransientError):
+    """The input was overwritten after it was validated; ingest it again."""
+
+    def __init__(self, display: str) -> None:
+        super().__init__(f"{display}: changed while it was being ingested; run the ingest again")
+
+
+def _local_version(info: os.stat_result) -> str:
+    return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
 
 
 def check_filename(name: str, file: str, field: str, limits: IngestLimits) -> str:
@@ -50,21 +61,44 @@ class Source:
     s3_bucket: str | None = None
     s3_key: str | None = None
     s3_client: Any = None
+    version: str = ""
+    """What identifies these bytes: the S3 ETag, version id and date, or the local inode, size
+    and change times. Reads are pinned to it, so a source overwritten after validation fails
+    loudly instead of storing other bytes than the ones checked."""
+
+    def current_version(self) -> str:
+        """The version as the source is now (local files; S3 reads are pinned by ETag)."""
+        if self.local_path is None:
+            return self.version
+        return _local_version(self.local_path.stat())
+
+    def check_unchanged(self) -> None:
+        if self.current_version() != self.version:
+            raise SourceChanged(self.display)
+
+    @property
+    def s3_etag(self) -> str:
+        return self.version.split("|", 1)[0]
 
     def open_stream(self) -> BinaryIO:
         if self.local_path is not None:
             return open(self.local_path, "rb")
-        response = self.s3_client.get_object(Bucket=self.s3_bucket, Key=self.s3_key)
+        try:
+            response = self.s3_client.get_object(Bucket=self.s3_bucket, Key=self.s3_key, IfMatch=self.s3_etag)
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
+                raise SourceChanged(self.display) from None
+            raise
         return response["Body"]
 
     def open_seekable(self) -> BinaryIO:
         """Random access for probing; on S3 served by HTTP range requests, never a download."""
         if self.local_path is not None:
             return open(self.local_path, "rb")
-        return io.BufferedReader(
-            S3RangeReader(self.s3_client, self.s3_bucket or "", self.s3_key or "", self.size),
-            buffer_size=SEEK_BUFFER,
+        reader = S3RangeReader(
+            self.s3_client, self.s3_bucket or "", self.s3_key or "", self.size, self.s3_etag
         )
+        return io.BufferedReader(reader, buffer_size=SEEK_BUFFER)
 
     def read_all(self, limit: int, field: str) -> bytes:
         if self.size > limit:
@@ -78,10 +112,11 @@ class Source:
 
 
 class S3RangeReader(io.RawIOBase):
-    """A seekable read-only view of one S3 object."""
+    """A seekable read-only view of one S3 object; with ``if_match`` pinned to that ETag."""
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int) -> None:
+    def __init__(self, client: Any, bucket: str, key: str, size: int, if_match: str | None = None) -> None:
         self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        self._extra = {"IfMatch": if_match} if if_match else {}
         self._pos = 0
 
     def readable(self) -> bool:
@@ -102,9 +137,15 @@ class S3RangeReader(io.RawIOBase):
         if self._pos >= self._size or len(buffer) == 0:
             return 0
         end = min(self._size, self._pos + len(buffer)) - 1
-        body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}")[
-            "Body"
-        ].read()
+        try:
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._extra
+            )
+        except ClientError as exc:
+            if self._extra and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
+                raise SourceChanged(f"s3://{self._bucket}/{self._key}") from None
+            raise
+        body = response["Body"].read()
         buffer[: len(body)] = body
         self._pos += len(body)
         return len(body)
@@ -140,7 +181,10 @@ def resolve_source(
                 raise InputError(location, field, f"cannot be read (HTTP {status})") from None
             raise
         size = int(head["ContentLength"])
-        source = Source(location, name, size, s3_bucket=bucket, s3_key=key, s3_client=s3_client)
+        version = "|".join([head["ETag"], head.get("VersionId") or "", str(head.get("LastModified") or "")])
+        source = Source(
+            location, name, size, s3_bucket=bucket, s3_key=key, s3_client=s3_client, version=version
+        )
     else:
         path_text = location.removeprefix("file://")
         name = check_filename(path_text, location, field, limits)
@@ -155,7 +199,7 @@ def resolve_source(
             raise InputError(location, field, "is not a regular file")
         if not os.access(path, os.R_OK):
             raise InputError(location, field, "cannot be read: permission denied")
-        source = Source(location, name, info.st_size, local_path=path)
+        source = Source(location, name, info.st_size, local_path=path, version=_local_version(info))
     if source.size == 0:
         raise InputError(location, field, "is empty (0 bytes)")
     return source

@@ -52,8 +52,7 @@ def _source_fingerprint(context: Any, parameters: dict[str, Any]) -> str:
     prepared: PreparedIngest = parameters["prepared"]
     vault: Vault = parameters["vault"]
     source = prepared.media
-    detail = source.local_path.stat().st_mtime_ns if source.local_path else source.s3_key
-    return f"store-media:{vault.url}:{source.display}:{source.size}:{detail}"
+    return f"store-media:{vault.url}:{source.display}:{source.version}"
 
 
 @task(name="store media", cache_key_fn=_source_fingerprint, cache_expiration=timedelta(hours=6), **RETRYING)

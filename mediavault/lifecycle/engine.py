@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from mediavault import manifests
-from mediavault.errors import InputError, IntegrityError
+from mediavault.errors import InputError, IntegrityError, MediavaultError
 from mediavault.hashing import sha256_stream
 from mediavault.lifecycle.policy import KIND_CLASS, Policies
 from mediavault.models import ArchiveCopy, Artifact, Manifest, utc_now
 from mediavault.tiers import ArtifactReader, compress_stream, same_credentials
-from mediavault.vault import LocalVault, Vault, open_vault
+from mediavault.vault import LocalVault, Vault, open_vault, pins
+from mediavault.vault.keys import SHA256_RE
 from mediavault.vault.s3 import S3Vault
 
 Hook = Callable[[str, str], None]
@@ -46,6 +47,7 @@ class LifecycleReport:
     actions: list[Action] = field(default_factory=list)
     done: list[Action] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         def tally(items: list[Action]) -> dict[str, dict[str, int]]:
@@ -63,6 +65,7 @@ class LifecycleReport:
             "planned": tally(self.actions),
             "done": tally(self.done),
             "errors": self.errors,
+            "skipped": self.skipped,
             "actions": [asdict(a) for a in self.actions],
         }
 
@@ -396,17 +399,69 @@ def run(
             expiring = [a.key for a in actions if a.action == "expire"]
             if expiring:
                 expire_media(vault, media_id, expiring, hook, report)
-        except (IntegrityError, OSError) as exc:
-            report.errors.append({"media_id": media_id, "key": "", "step": "media", "error": str(exc)})
+        except Exception as exc:  # one item's failure is recorded; the others go on
+            report.errors.append({"media_id": media_id, "key": "", "step": "media", "error": _describe(exc)})
     for action in report.actions:
-        if action.action in ("delete-staging", "delete-orphan"):
+        if action.action != "delete-staging":
+            continue
+        try:
             hook("delete", action.key)
-            if action.action == "delete-staging":
-                vault.delete_staging(action.key)
-            else:
-                vault.delete(action.key)
+            vault.delete_staging(action.key)
             report.done.append(action)
+        except Exception as exc:
+            report.errors.append(
+                {"media_id": None, "key": action.key, "step": "staging", "error": _describe(exc)}
+            )
+    collect_orphans(vault, [a for a in report.actions if a.action == "delete-orphan"], hook, report)
     return report
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MediavaultError) else f"{type(exc).__name__}: {exc}"
+
+
+def _orphan_media_id(key: str) -> str | None:
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "media" and SHA256_RE.match(parts[1]) else None
+
+
+def collect_orphans(vault: Vault, orphans: list[Action], hook: Hook, report: LifecycleReport) -> None:
+    """Delete planned orphans under the claim protocol (``mediavault.vault.pins``): a commit that
+    deduplicated against one of them since the plan was made keeps it."""
+    by_media: dict[str, list[Action]] = {}
+    for action in orphans:
+        media_id = _orphan_media_id(action.key)
+        if media_id is None:
+            report.errors.append(
+                {"media_id": None, "key": action.key, "step": "orphan", "error": "not a media key"}
+            )
+            continue
+        by_media.setdefault(media_id, []).append(action)
+    for media_id, actions in by_media.items():
+
+        def referenced(media_id: str = media_id) -> set[str]:
+            latest = manifests.latest_manifest(vault, media_id)
+            return {a.key for a in latest.artifacts} if latest else set()
+
+        def delete(key: str) -> None:
+            hook("delete", key)
+            vault.delete(key)
+
+        try:
+            hook("claim", media_id)
+            deleted, kept_because = pins.collect(
+                vault, media_id, [a.key for a in actions], referenced, delete
+            )
+        except Exception as exc:
+            report.errors.append({"media_id": media_id, "key": "", "step": "orphan", "error": _describe(exc)})
+            continue
+        report.done.extend(a for a in actions if a.key in deleted)
+        if kept_because:
+            report.skipped.extend(
+                {"media_id": media_id, "key": a.key, "reason": kept_because}
+                for a in actions
+                if a.key not in deleted
+            )
 
 
 def set_legal_hold(vault: Vault, media_id: str, hold: bool) -> int:

@@ -13,7 +13,6 @@ VAULT_DESCRIPTOR = "vault.json"
 STAGING_PREFIX = "staging/"
 MANIFESTS_PREFIX = "manifests/"
 JOURNAL_PREFIX = "journal/"
-JOURNAL_HEAD = "journal-head.json"
 
 
 def check_media_id(media_id: str) -> str:
