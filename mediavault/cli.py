@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mediavault import embedded, journal, manifests
-from mediavault.errors import MediavaultError
+from mediavault.errors import ConfigurationError, MediavaultError
 from mediavault.settings import MediavaultSettings, load_settings
 from mediavault.vault import Vault, vault_from_settings
 
@@ -28,16 +29,36 @@ edit_app = typer.Typer(
     help="User edits: written to the vault, applied to the index at once.", no_args_is_help=True
 )
 app.add_typer(edit_app, name="edit")
-console = Console()
-errors = Console(stderr=True)
+# Emoji codes off: user text such as ":smile:" must print as written.
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 VaultOption = Annotated[str | None, typer.Option("--vault", help="Vault URL (file:// or s3://).")]
 BlockOption = Annotated[str | None, typer.Option("--config-block", help="A 'mediavault-config' block.")]
 
 
+# Prefect phones home unless told not to; a user's own environment still wins.
+PREFECT_PRIVACY_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+}
+
+
 def _settings(vault_url: str | None = None) -> MediavaultSettings:
+    """Settings for a command, with $MEDIAVAULT_HOME and Prefect's home created (parents too).
+
+    Prefect creates its home without parents and then cannot start its ephemeral API, so a new
+    MEDIAVAULT_HOME must exist before any flow runs."""
     settings = load_settings(vault_url=vault_url)
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    for name, value in PREFECT_PRIVACY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(ConfigurationError(f"cannot create {exc.filename}: {exc.strerror}"))
     return settings
 
 
@@ -51,7 +72,7 @@ def _human(size: float) -> str:
 
 def _progress_factory(bar: Progress):
     def factory(description: str, total: int):
-        task_id = bar.add_task(description, total=total)
+        task_id = bar.add_task(escape(description), total=total)  # descriptions hold file names
         return lambda count: bar.advance(task_id, count)
 
     return factory
@@ -75,7 +96,7 @@ def _run_flow(call):
 
 
 def _fail(exc: BaseException) -> None:
-    errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    errors.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
     raise typer.Exit(2 if isinstance(exc, MediavaultError) else 1)
 
 
@@ -182,11 +203,11 @@ def ingest_batch(
     table = Table("item", "result", "media id", "new objects", "error")
     for row in report["results"]:
         table.add_row(
-            row["name"],
+            escape(row["name"]),
             "[green]ok[/]" if row["ok"] else "[red]failed[/]",
             (row["media_id"] or "")[:16],
             str(row["created_objects"]),
-            row["error"] or "",
+            escape(row["error"] or ""),
         )
     console.print(table)
     console.print(
@@ -206,33 +227,130 @@ def _resolve_media_id(vault: Vault, prefix: str) -> str:
     return matches[0]
 
 
+def _media_documents(store: Vault, media_ids: list[str]) -> list[dict[str, Any]]:
+    """The index's media documents projected straight from the vault: metadata with edits applied."""
+    from mediavault.projection import load_applied_edits, media_document
+
+    documents = []
+    for media_id in media_ids:
+        manifest = manifests.latest_manifest(store, media_id)
+        if manifest is not None:
+            documents.append(media_document(manifest, load_applied_edits(store, manifest)))
+    return documents
+
+
+def _find_media(
+    settings: MediavaultSettings,
+    store: Vault,
+    owner: str | None,
+    tag: str | None,
+    status: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str]:
+    """Media documents matching exact values: from the MongoDB index, or from the vault when it is off."""
+    from pymongo.errors import PyMongoError
+
+    from mediavault.index_store import MongoIndexStore
+    from mediavault.status import connect
+
+    try:
+        database = connect(settings)
+        if database is not None:
+            found = MongoIndexStore(database).find_media(owner=owner, tag=tag, status=status, limit=limit)
+            return found, "MongoDB index"
+    except PyMongoError as exc:
+        _fail(MediavaultError(f"the index (MongoDB) is unavailable: {exc}"))
+    matching = [
+        document
+        for document in _media_documents(store, manifests.list_media_ids(store))
+        if (owner is None or document["owner"] == owner)
+        and (tag is None or tag in document["tags"])
+        and (status is None or document["status"] == status)
+    ]
+    return matching[:limit], store.url
+
+
 @app.command("ls")
 def list_media(
     vault: VaultOption = None,
+    owner: Annotated[str | None, typer.Option(help="Only this owner (exact match).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only items with this tag (exact match).")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only items in this ingest status: committed, ingesting, failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many items when filtering.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List the committed media items in the vault."""
-    store = vault_from_settings(_settings(vault))
-    items = [manifests.latest_manifest(store, media_id) for media_id in manifests.list_media_ids(store)]
-    if as_json:
-        console.print_json(json.dumps([m.model_dump(mode="json") for m in items if m]))
-        return
-    table = Table("media id", "title", "owner", "duration", "size", "runs", "manifest", title=store.url)
-    for m in items:
-        if m is None:
-            continue
-        duration = m.media.probe.duration_seconds
+    """List the committed media items in the vault (metadata with edits applied).
+
+    With --owner, --tag or --status the MongoDB index answers (it also knows failed and running
+    ingests); with MongoDB disabled the vault does. --json prints manifests, or with a filter the
+    index's media documents."""
+    settings = _settings(vault)
+    store = vault_from_settings(settings)
+    filtered = owner is not None or tag is not None or status is not None
+    if filtered:
+        try:
+            documents, source = _find_media(settings, store, owner, tag, status, limit)
+        except MediavaultError as exc:
+            _fail(exc)
+        if as_json:
+            console.print_json(json.dumps(documents, default=str))
+            return
+    else:
+        media_ids = manifests.list_media_ids(store)
+        if as_json:
+            items = [manifests.latest_manifest(store, media_id) for media_id in media_ids]
+            console.print_json(json.dumps([m.model_dump(mode="json") for m in items if m]))
+            return
+        documents, source = _media_documents(store, media_ids), store.url
+    columns = ["media id", "title", "owner", "duration", "size", "runs", "manifest"]
+    table = Table(*columns, *(["status"] if filtered else []), title=escape(source))
+    for document in documents:
+        duration = document.get("duration_seconds")
+        size = document.get("size")
+        version = document.get("manifest_version")
         table.add_row(
-            m.media_id[:16],
-            m.metadata.title or m.media.original_filename,
-            m.metadata.owner or "",
+            document["_id"][:16],
+            escape(document.get("title") or document.get("original_filename") or ""),
+            escape(document.get("owner") or ""),
             f"{duration:.1f}s" if duration else "?",
-            _human(m.media.size),
-            str(len(m.runs)),
-            f"v{m.version}",
+            _human(size) if size is not None else "?",
+            str(len(document.get("runs") or [])),
+            f"v{version}" if version else "-",
+            *([escape(str(document.get("status")))] if filtered else []),
         )
     console.print(table)
-    console.print(f"{len(items)} media item(s)")
+    console.print(f"{len(documents)} media item(s)")
+
+
+def _speaker(label: str, display_name: str | None) -> str:
+    return label if display_name in (None, label) else f"{label} ({display_name})"
+
+
+def _index_line(settings: MediavaultSettings, manifest: Any) -> str | None:
+    """What the MongoDB index holds for a media item, or None when MongoDB is disabled."""
+    from pymongo.errors import PyMongoError
+
+    from mediavault.index_store import MongoIndexStore
+    from mediavault.status import connect
+
+    try:
+        database = connect(settings)
+        if database is None:
+            return None
+        document = MongoIndexStore(database).media(manifest.media_id)
+    except (PyMongoError, MediavaultError) as exc:
+        return f"index: unavailable ({exc})"
+    if document is None:
+        return "index: not indexed yet (run 'mediavault reindex')"
+    line = f"index: {document.get('status')}"
+    indexed = document.get("manifest_version")
+    if indexed:
+        line += f", manifest v{indexed}"
+    if indexed != manifest.version:
+        line += f" (the vault has v{manifest.version}; run 'mediavault reindex')"
+    return line
 
 
 @app.command()
@@ -241,37 +359,50 @@ def show(
     vault: VaultOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw manifest.")] = False,
 ) -> None:
-    """Show a media item's manifest: metadata, runs, and every artifact with size and checksum."""
-    store = vault_from_settings(_settings(vault))
+    """Show a media item: metadata (edits applied), runs, every artifact with size and checksum, and
+    its state in the index."""
+    from mediavault.projection import load_applied_edits
+
+    settings = _settings(vault)
+    store = vault_from_settings(settings)
     manifest = manifests.latest_manifest(store, _resolve_media_id(store, media_id))
     assert manifest is not None
     if as_json:
         console.print_json(manifest.model_dump_json())
         return
+    applied = load_applied_edits(store, manifest)
+    metadata = applied.metadata_over(manifest.metadata)
     probe = manifest.media.probe
     console.print(
         f"[bold]{manifest.media_id}[/]  manifest v{manifest.version} (schema {manifest.schema_version})"
     )
     console.print(
-        f"title: {manifest.metadata.title or '-'}   owner: {manifest.metadata.owner or '-'}   "
-        f"tags: {', '.join(manifest.metadata.tags) or '-'}   language: {manifest.metadata.language or '-'}"
+        f"title: {escape(metadata.title or '-')}   owner: {escape(metadata.owner or '-')}   "
+        f"tags: {escape(', '.join(metadata.tags) or '-')}   language: {escape(metadata.language or '-')}"
     )
     streams = ", ".join(f"{s.type}/{s.codec}" for s in probe.streams)
     console.print(
-        f"media: {manifest.media.original_filename}, {probe.container}, {streams}, "
-        f"{probe.duration_seconds or 0:.2f}s, {_human(manifest.media.size)}"
+        f"media: {escape(manifest.media.original_filename)}, {escape(probe.container)}, "
+        f"{escape(streams)}, {probe.duration_seconds or 0:.2f}s, {_human(manifest.media.size)}"
     )
     for run in manifest.runs:
+        speakers = ", ".join(_speaker(label, applied.display_name(label)) for label in run.speakers) or "-"
         console.print(
-            f"run {run.run_id}: {run.provenance.model} {run.provenance.version or ''} "
-            f"{json.dumps(run.provenance.parameters)} - {run.statement_count} statements, "
-            f"{run.word_count} words, speakers: {', '.join(run.speakers) or '-'}"
+            f"run {run.run_id}: {escape(run.provenance.model)} {escape(run.provenance.version or '')} "
+            f"{escape(json.dumps(run.provenance.parameters))} - {run.statement_count} statements, "
+            f"{run.word_count} words, speakers: {escape(speakers)}"
         )
+    index_line = _index_line(settings, manifest)
+    if index_line:
+        console.print(escape(index_line))
     table = Table("kind", "size", "tier", "key / sha256")
     table.columns[3].overflow = "fold"
     for artifact in manifest.artifacts:
         table.add_row(
-            artifact.kind, f"{artifact.size:,}", artifact.tier, f"{artifact.key}\n{artifact.sha256}"
+            escape(artifact.kind),
+            f"{artifact.size:,}",
+            escape(artifact.tier),
+            f"{escape(artifact.key)}\n{artifact.sha256}",
         )
     console.print(table)
 
@@ -299,10 +430,13 @@ def demo() -> None:
     for name in ("jfk.flac", "whisper_en_jfk.json", "whisper_en_jfk.srt", "PROVENANCE.md"):
         with resources.as_file(resources.files("mediavault.samples") / name) as source:
             shutil.copyfile(source, sample_dir / name)
-    console.print(f"[bold]mediavault demo[/] - home: {settings.home}, vault: {settings.resolved_vault_url()}")
+    console.print(
+        f"[bold]mediavault demo[/] - home: {escape(str(settings.home))}, "
+        f"vault: {escape(settings.resolved_vault_url())}"
+    )
     console.print(
         "sample: JFK inaugural address (public domain) with its openai-whisper output; "
-        f"see {sample_dir / 'PROVENANCE.md'}"
+        f"see {escape(str(sample_dir / 'PROVENANCE.md'))}"
     )
     ingest(
         str(sample_dir / "jfk.flac"),
@@ -382,13 +516,13 @@ def search(
     for hit in result.hits:
         console.print(
             f"[bold]{hit.media_id[:12]}[/] {_timestamp(hit.start)}-{_timestamp(hit.end)} "
-            f"[cyan]{hit.speaker_name or '-'}[/] {hit.title}"
+            f"[cyan]{escape(hit.speaker_name or '-')}[/] {escape(hit.title)}"
         )
         console.print(f"   {hit.snippet}", markup=False, highlight=False)
     console.print(f"{result.total} hit(s); page {page}")
     for name, counts in result.facets.items():
         if counts:
-            console.print(f"  {name}: " + ", ".join(f"{k[:16]} ({v})" for k, v in counts.items()))
+            console.print(f"  {name}: " + ", ".join(f"{escape(k[:16])} ({v})" for k, v in counts.items()))
 
 
 def _edit(media_id: str, kind: str, payload: dict[str, Any], author: str | None) -> None:
@@ -494,7 +628,7 @@ def reindex_command(
         )
     except Exception as exc:
         _fail(exc)
-    console.print(", ".join(f"{k}: {v}" for k, v in result.items()))
+    console.print(escape(", ".join(f"{k}: {v}" for k, v in result.items())))
 
 
 @app.command("stats")
@@ -511,7 +645,8 @@ def stats_command(
         console.print_json(json.dumps(stats, default=str))
         return
     console.print(
-        f"{store.url}: {stats['media']} media items, {stats['objects']} objects, {_human(stats['bytes'])}"
+        f"{escape(store.url)}: {stats['media']} media items, {stats['objects']} objects, "
+        f"{_human(stats['bytes'])}"
     )
     for title, rows, key in (
         ("by class", stats["by_class"], "class"),
@@ -520,7 +655,9 @@ def stats_command(
     ):
         table = Table(key, "objects" if key != "month" else "media", "size", title=title)
         for row in rows:
-            table.add_row(str(row[key]), str(row.get("objects", row.get("media"))), _human(row["bytes"]))
+            table.add_row(
+                escape(str(row[key])), str(row.get("objects", row.get("media"))), _human(row["bytes"])
+            )
         console.print(table)
 
 
@@ -542,9 +679,9 @@ def lifecycle_command(
         _fail(exc)
     table = Table("action:class:tier", "objects", "size", title="planned" if not apply else "done")
     for key, row in sorted((result["planned"] if not apply else result["done"]).items()):
-        table.add_row(key, str(row["objects"]), _human(row["bytes"]))
+        table.add_row(escape(key), str(row["objects"]), _human(row["bytes"]))
     console.print(table)
-    console.print(f"report: {result['report']}")
+    console.print(f"report: {escape(str(result['report']))}")
 
 
 @app.command("restore")
@@ -591,7 +728,7 @@ def verify_command(
         _fail(exc)
     console.print(
         f"ok: {result['checked']} objects ({result['bytes_checked']:,} bytes) match; "
-        f"report {result['report_key']}"
+        f"report {escape(str(result['report_key']))}"
     )
 
 

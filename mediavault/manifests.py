@@ -9,7 +9,10 @@ the journal record follows the manifest.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mediavault import journal
@@ -17,6 +20,8 @@ from mediavault.errors import ConflictError, IntegrityError
 from mediavault.models import Manifest
 from mediavault.vault.base import Vault
 from mediavault.vault.keys import (
+    MANIFESTS_PREFIX,
+    SHA256_RE,
     manifest_journaled_key,
     manifest_key,
     manifest_prefix,
@@ -24,6 +29,12 @@ from mediavault.vault.keys import (
 )
 
 MAX_COMMIT_ATTEMPTS = 50
+SWEEP_GRACE_SECONDS = 120.0
+"""Manifest versions younger than this are left to their writer, which may still be journaling them."""
+
+log = logging.getLogger(__name__)
+_sweep_locks: dict[str, threading.Lock] = {}
+_sweep_locks_guard = threading.Lock()
 
 
 def manifest_versions(vault: Vault, media_id: str) -> list[int]:
@@ -114,3 +125,94 @@ def commit(
         if vault.put_bytes(key, proposed.to_bytes(), "application/json").created:
             return CommitResult(proposed, True, ensure_journaled(vault, proposed, run_id))
     raise ConflictError(f"gave up committing {media_id}: {MAX_COMMIT_ATTEMPTS} concurrent writers won")
+
+
+@dataclass(frozen=True)
+class SweptVersion:
+    """A manifest version the sweep journaled: it had no record (or none the marker knew of)."""
+
+    media_id: str
+    version: int
+    journal_seq: int
+
+
+def unjournaled_versions(vault: Vault) -> Iterator[tuple[str, int]]:
+    """Manifest versions without a ``.journaled`` marker, from one sorted listing of ``manifests/``.
+
+    Keys of one media item are adjacent in the listing, so only one item's names are held at a time.
+    """
+    current: str | None = None
+    names: set[str] = set()
+
+    def unmarked() -> Iterator[tuple[str, int]]:
+        if current is None or not SHA256_RE.match(current):
+            return
+        versions = sorted(v for v in map(parse_manifest_version, names) if v is not None)
+        for version in versions:
+            if manifest_journaled_key(current, version).rsplit("/", 1)[-1] not in names:
+                yield current, version
+
+    for key in vault.list_keys(MANIFESTS_PREFIX):
+        parts = key.split("/")
+        if len(parts) != 3:
+            continue
+        if parts[1] != current:
+            yield from unmarked()
+            current, names = parts[1], set()
+        names.add(parts[2])
+    yield from unmarked()
+
+
+def _sweep_lock(vault: Vault) -> threading.Lock:
+    with _sweep_locks_guard:
+        return _sweep_locks.setdefault(vault.url, threading.Lock())
+
+
+def _run_id_of(manifest: Manifest) -> str | None:
+    """The run a commit passes to the journal: the run an ingest or new-run change added."""
+    if manifest.change in ("ingest", "new-run") and manifest.runs:
+        return manifest.runs[-1].run_id
+    return None
+
+
+def sweep_unjournaled(
+    vault: Vault, grace_seconds: float = SWEEP_GRACE_SECONDS, now: float | None = None
+) -> list[SweptVersion]:
+    """Journal every manifest version a crash left without its journal record; returns them.
+
+    One listing of ``manifests/`` finds the versions without a marker; only those are read. A
+    version written less than ``grace_seconds`` ago is left to its writer (still journaling it,
+    most likely). ``ensure_journaled`` re-checks the marker just before appending, and sweeps in
+    one process take turns per vault, so concurrent sweeps do not journal a version twice. A
+    sweep in another process, or a writer slower than the grace period, can still race it: the
+    journal is at-least-once, and consumers key records by (media_id, manifest_version).
+    Unreadable manifests are skipped (fixity reports them); transient faults propagate, and a
+    re-run is safe.
+    """
+    swept: list[SweptVersion] = []
+    for media_id, version in unjournaled_versions(vault):
+        key = manifest_key(media_id, version)
+        info = vault.head(key)
+        if info is None:
+            continue
+        clock = time.time() if now is None else now
+        if info.modified is not None and clock - info.modified < grace_seconds:
+            continue
+        try:
+            manifest = Manifest.from_bytes(vault.get_bytes(key))
+        except (KeyError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("journal sweep: skipping unreadable manifest %s: %s", key, exc)
+            continue
+        if (manifest.media_id, manifest.version) != (media_id, version):
+            log.warning(
+                "journal sweep: skipping %s: it names %s v%d", key, manifest.media_id, manifest.version
+            )
+            continue
+        if info.modified is None and clock - manifest.created_at.timestamp() < grace_seconds:
+            continue
+        with _sweep_lock(vault):
+            seq = ensure_journaled(vault, manifest, _run_id_of(manifest))
+        if seq is not None:
+            log.info("journal sweep: journaled %s as record %d", key, seq)
+            swept.append(SweptVersion(media_id, version, seq))
+    return swept

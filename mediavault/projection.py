@@ -19,6 +19,7 @@ from mediavault.tiers import ArtifactReader
 from mediavault.vault.base import Vault
 
 BATCH_ROWS = 2_000
+PARQUET_READ_BUFFER = 1024 * 1024
 DIGEST_FIELDS = ("digest_a", "digest_b")
 
 
@@ -120,8 +121,12 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
 
 
 def _parquet_batches(vault: Vault, artifact: Artifact, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    data = ArtifactReader(vault).read_bytes(artifact)
-    yield from pq.ParquetFile(pa.BufferReader(data)).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+    """Batches of a Parquet artifact through a seekable handle. Column chunks are streamed page by
+    page (buffer_size, and no pre-buffering, which would load whole row groups), so memory stays
+    at about a page and a batch however large the file is."""
+    with ArtifactReader(vault).open_seekable(artifact) as handle:
+        parquet = pq.ParquetFile(handle, buffer_size=PARQUET_READ_BUFFER, pre_buffer=False)
+        yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 STATEMENT_COLUMNS = ["seq", "start", "end", "speaker", "text", "language"]

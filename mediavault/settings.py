@@ -7,6 +7,8 @@ The block layer is applied by the Prefect side (``blocks/``); this module stays 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,8 +36,24 @@ class S3Options(BaseModel):
     )
     conditional_writes: bool = Field(
         True,
-        description="Use If-None-Match: * for create-if-absent. Turn off only for a store "
-        "that rejects it; a HEAD-then-PUT fallback is used instead.",
+        description="Use If-None-Match: * for create-if-absent; a probe checks once per process that "
+        "the store honours it before the first write. Turn off only for a store without it: the "
+        "HEAD-then-PUT fallback is safe for one writer only, so it needs single_writer_lock.",
+    )
+    single_writer_lock: Path | None = Field(
+        None,
+        description="With conditional_writes off: a lock file on a local filesystem that the one "
+        "writer process holds (fcntl.flock) from its first write until it exits; a second writer "
+        "process on this machine is refused. Run exactly one writer machine in that mode.",
+    )
+    conflict_attempts: int = Field(
+        6,
+        ge=1,
+        description="Attempts of a conditional PUT answered 409 ConditionalRequestConflict (a concurrent "
+        "conditional write to the same key) before giving up with a transient error.",
+    )
+    conflict_backoff_seconds: float = Field(
+        0.05, ge=0, description="First pause before repeating a PUT answered 409; doubles up to 2 s."
     )
     multipart_threshold: int = 16 * 1024 * 1024
     multipart_chunksize: int = 16 * 1024 * 1024
@@ -96,6 +114,24 @@ class MediavaultSettings(BaseSettings):
 
     def resolved_vault_url(self) -> str:
         return self.vault_url or (self.home / "vault").resolve().as_uri()
+
+    def identity(self) -> str:
+        """A digest of every value, secrets included (``model_dump_json`` masks them), for keying
+        per-process caches of clients: settings that differ in any value never share one."""
+
+        def reveal(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return value.get_secret_value()
+            if isinstance(value, BaseModel):
+                return {name: reveal(getattr(value, name)) for name in type(value).model_fields}
+            if isinstance(value, dict):
+                return {str(k): reveal(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [reveal(v) for v in value]
+            return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+        payload = json.dumps(reveal(self), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()
 
     def with_overrides(self, **overrides: Any) -> MediavaultSettings:
         """A copy with the given non-None values applied on top (explicit parameters win)."""

@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 def target_for(settings: MediavaultSettings) -> IndexTarget:
     """One IndexTarget per settings per process (clients and writers are reused)."""
-    key = settings.model_dump_json()
+    key = settings.identity()
     with _lock:
         if key not in _targets:
             _targets[key] = index_target(settings)

@@ -78,3 +78,22 @@ def test_secrets_do_not_leak_into_dumps_or_repr() -> None:
         assert "super-secret-value" not in text and "pw-secret" not in text
     settings = MediavaultSettings(**config.settings_layer())
     assert "super-secret-value" not in repr(settings) and "pw-secret" not in repr(settings)
+
+
+def test_settings_that_differ_only_in_a_secret_never_share_cached_clients(tmp_path, mongo_url) -> None:
+    """``model_dump_json`` masks secrets, so keying a cache on it made two MongoDB URLs share a
+    client: one flow run could write into another configuration's database."""
+    from tasks.reindex import target_for
+
+    joiner = "&" if "?" in mongo_url else "?"
+    first = MediavaultSettings(
+        home=tmp_path, mongo_mode="external", mongo_url=f"{mongo_url}{joiner}appname=first"
+    )
+    second = first.model_copy(update={"mongo_url": SecretStr(f"{mongo_url}{joiner}appname=second")})
+    assert first.model_dump_json() == second.model_dump_json(), "the masked dumps are identical"
+    assert first.identity() != second.identity()
+    assert first.identity() == first.model_copy().identity()
+    one, other = target_for(first), target_for(second)
+    assert one is not other and target_for(first) is one
+    assert one.store.database.client.options.pool_options.metadata["application"]["name"] == "first"
+    assert other.store.database.client.options.pool_options.metadata["application"]["name"] == "second"

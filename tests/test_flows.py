@@ -106,6 +106,57 @@ def test_ingest_flow_from_s3_source_media(tmp_path: Path, env_for, s3_options, s
     assert manifest.media.probe.container == "flac"
 
 
+def _transcript(path: Path, text: str) -> Path:
+    path.write_text(json.dumps({"segments": [{"start": 0.0, "end": 1.0, "text": text}], "language": "en"}))
+    return path
+
+
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_a_source_overwritten_with_other_bytes_of_the_same_size_is_not_served_from_cache(
+    tmp_path: Path, env_for, s3_options, s3_bucket, where: str
+) -> None:
+    """The media cache must key on the content's identity, not on name and size: otherwise the
+    second run's transcripts are committed against the first run's media."""
+    import hashlib
+    import os
+
+    env_for((tmp_path / "vault").as_uri(), s3_options)
+    first, second = (
+        make_wav(tmp_path / "a" / "talk.wav", 2, 440),
+        make_wav(tmp_path / "b" / "talk.wav", 2, 660),
+    )
+    assert first.stat().st_size == second.stat().st_size and first.read_bytes() != second.read_bytes()
+    client = make_s3_client(s3_options)
+    local = tmp_path / "inbox" / "talk.wav"
+    local.parent.mkdir()
+    results = []
+    for number, (media, text) in enumerate([(first, "first words"), (second, "second words")]):
+        transcript = _transcript(tmp_path / f"t{number}.json", text)
+        if where == "s3":
+            client.upload_file(str(media), s3_bucket, "inbox/talk.wav")
+            location = f"s3://{s3_bucket}/inbox/talk.wav"
+        else:
+            shutil.copyfile(media, local)
+            os.utime(local, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))  # same mtime
+            location = str(local)
+        results.append(ingest_flow(media=location, outputs=[str(transcript)]))
+    vault = LocalVault(tmp_path / "vault")
+    assert results[1]["media_id"] == hashlib.sha256(second.read_bytes()).hexdigest()
+    manifest = manifests.latest_manifest(vault, results[1]["media_id"])
+    raw = next(a for a in manifest.artifacts if a.kind == "raw-output")
+    assert b"second words" in vault.get_bytes(raw.key)
+    assert (
+        "second words"
+        not in vault.get_bytes(
+            next(
+                a.key
+                for a in manifests.latest_manifest(vault, results[0]["media_id"]).artifacts
+                if a.kind == "txt"
+            )
+        ).decode()
+    )
+
+
 def test_bad_input_fails_without_retry_and_writes_nothing(tmp_path: Path, env_for, mongo_url) -> None:
     vault_dir = tmp_path / "vault"
     env_for(vault_dir.as_uri())

@@ -1,17 +1,32 @@
-"""A vault in an S3-compatible bucket (AWS S3, MinIO, Garage, SeaweedFS) through boto3."""
+"""A vault in an S3-compatible bucket (AWS S3, MinIO, Garage, SeaweedFS) through boto3.
+
+Create-if-absent is ``If-None-Match: *``. Before a process first writes to a vault it checks that
+the store honours that header (a probe object written twice must be refused the second time).
+A store without conditional writes is only usable by one writer process, which holds a local
+lock (``s3.single_writer_lock``) and serializes HEAD-then-PUT among its threads.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from mediavault.errors import ConfigurationError
+from mediavault.errors import ConfigurationError, TransientError
 from mediavault.hashing import HashingReader, sha256_bytes
 from mediavault.settings import S3Options
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
@@ -20,6 +35,9 @@ from mediavault.vault.keys import STAGING_PREFIX, staging_key
 SHA256_METADATA = "sha256"
 SINGLE_COPY_LIMIT = 5 * 1024**3
 UPLOAD_MARK = "#multipart-upload="
+# Under staging/, so a probe object a crash leaves behind is collected like any staging leftover.
+PROBE_PREFIX = STAGING_PREFIX + "probes/conditional-write/"
+MAX_CONFLICT_PAUSE_SECONDS = 2.0
 
 
 def make_s3_client(options: S3Options) -> Any:
@@ -58,9 +76,94 @@ def _is_not_found(exc: ClientError) -> bool:
     return _status(exc) == 404 or _code(exc) in {"NoSuchKey", "404", "NotFound"}
 
 
+def _is_conflict(exc: ClientError) -> bool:
+    """409 ConditionalRequestConflict: a concurrent conditional write to the key; nothing was decided."""
+    return _code(exc) == "ConditionalRequestConflict"
+
+
 def _is_already_exists(exc: ClientError) -> bool:
-    # 412: If-None-Match failed. 409 ConditionalRequestConflict: a concurrent conditional write.
-    return _status(exc) == 412 or _code(exc) in {"PreconditionFailed"}
+    """412: the If-None-Match: * precondition failed, so the key exists. Never a 409."""
+    return not _is_conflict(exc) and (_status(exc) == 412 or _code(exc) == "PreconditionFailed")
+
+
+def _retry_attempts(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+
+
+def _rejects_conditional_header(exc: ClientError) -> bool:
+    return _status(exc) == 501 or _code(exc) in {"NotImplemented", "InvalidArgument", "InvalidRequest"}
+
+
+@dataclass
+class SingleWriterLock:
+    """The fcntl lock a process holds to be the only writer of vaults without conditional writes."""
+
+    path: Path
+    fd: int
+    pid: int
+    mutex: threading.Lock
+    """Serializes HEAD-then-PUT among the threads (and vault objects) of the holding process."""
+
+
+_writer_locks: dict[Path, SingleWriterLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def acquire_single_writer_lock(path: Path) -> SingleWriterLock:
+    """Take (or return the already held) exclusive lock at ``path`` for this process.
+
+    The lock is held until the process exits or ``release_single_writer_lock`` is called: a
+    process opens many vault objects, and letting another writer in between them would break
+    an ingest half-way. A second process asking for it gets a ConfigurationError at once.
+    """
+    import fcntl
+
+    resolved = Path(path).expanduser().resolve()
+    with _writer_locks_guard:
+        held = _writer_locks.get(resolved)
+        if held is not None and held.pid == os.getpid():
+            return held
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(resolved, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ConfigurationError(
+                f"the single-writer lock {resolved} is held by {holder}. With s3.conditional_writes=false "
+                "only one process may write to the vault (the store cannot refuse a second writer's "
+                "overwrite): stop the other writer, or set s3.conditional_writes=true on a store that "
+                "honours If-None-Match: *"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise ConfigurationError(
+                f"s3.single_writer_lock {resolved} cannot be locked ({exc}); use a local filesystem"
+            ) from None
+        os.ftruncate(fd, 0)
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode(), 0)
+        lock = SingleWriterLock(resolved, fd, os.getpid(), threading.Lock())
+        _writer_locks[resolved] = lock
+        return lock
+
+
+def release_single_writer_lock(path: Path) -> None:
+    """Let another process become the writer (this process must not write afterwards)."""
+    import fcntl
+
+    with _writer_locks_guard:
+        held = _writer_locks.pop(Path(path).expanduser().resolve(), None)
+        if held is not None and held.pid == os.getpid():
+            fcntl.flock(held.fd, fcntl.LOCK_UN)
+            os.close(held.fd)
+
+
+# (endpoint, bucket, prefix) -> None when the store honours If-None-Match: *, else why it does not.
+_probe_results: dict[tuple[str, str, str], str | None] = {}
+_probe_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_probe_guard = threading.Lock()
 
 
 class S3Vault:
@@ -79,6 +182,14 @@ class S3Vault:
     ) -> None:
         if not bucket:
             raise ConfigurationError("s3 vault URL needs a bucket: s3://BUCKET/PREFIX")
+        if not options.conditional_writes and options.single_writer_lock is None:
+            raise ConfigurationError(
+                "s3.conditional_writes=false needs s3.single_writer_lock: without If-None-Match two "
+                "writers can both see a key absent and the last PUT wins, losing journal records and "
+                "manifest versions. Set s3.single_writer_lock (MEDIAVAULT_S3__SINGLE_WRITER_LOCK) to a "
+                "local lock file and run exactly one writer machine, or set s3.conditional_writes=true "
+                "on a store that honours If-None-Match: *"
+            )
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.options = options
@@ -114,9 +225,16 @@ class S3Vault:
                 return False
             raise
 
-    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> PutResult:
-        full_key = self._key(key)
-        digest = sha256_bytes(data)
+    def _ensure_writable(self) -> None:
+        """Before any write: the store must honour If-None-Match (probed once per process and
+        vault), or this process must hold the single-writer lock."""
+        if self.options.conditional_writes:
+            self._check_conditional_writes()
+        else:
+            assert self.options.single_writer_lock is not None
+            acquire_single_writer_lock(self.options.single_writer_lock)
+
+    def _put_args(self, full_key: str, data: bytes, digest: str, content_type: str | None) -> dict[str, Any]:
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": full_key,
@@ -126,17 +244,118 @@ class S3Vault:
         }
         if self.storage_class:
             args["StorageClass"] = self.storage_class
+        return args
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> PutResult:
+        full_key = self._key(key)
+        digest = sha256_bytes(data)
+        self._ensure_writable()
+        args = self._put_args(full_key, data, digest, content_type)
         if self.options.conditional_writes:
-            args["IfNoneMatch"] = "*"
-        elif self._exists(full_key):
-            return PutResult(key, digest, len(data), created=False)
+            created = self._create_if_absent(args, digest)
+        else:
+            assert self.options.single_writer_lock is not None
+            with acquire_single_writer_lock(self.options.single_writer_lock).mutex:
+                created = not self._exists(full_key)
+                if created:
+                    self.client.put_object(**args)
+        return PutResult(key, digest, len(data), created=created)
+
+    def _create_if_absent(self, args: dict[str, Any], digest: str) -> bool:
+        """PUT with ``If-None-Match: *``: True when this call created the object, False on 412.
+
+        A 409 ConditionalRequestConflict (a concurrent conditional write to the key) decides
+        nothing: the same PUT is repeated after a short, growing pause, up to
+        ``conflict_attempts`` times, then a TransientError is raised.
+        """
+        full_key = args["Key"]
+        attempts = max(1, self.options.conflict_attempts)
+        pause = self.options.conflict_backoff_seconds
+        retried = False
+        for attempt in range(1, attempts + 1):
+            try:
+                self.client.put_object(**args, IfNoneMatch="*")
+                return True
+            except ClientError as exc:
+                retried = retried or _retry_attempts(exc) > 0
+                if _is_conflict(exc):
+                    if attempt < attempts:
+                        time.sleep(pause * random.uniform(0.5, 1.5))
+                        pause = min(pause * 2, MAX_CONFLICT_PAUSE_SECONDS)
+                    continue
+                if _is_already_exists(exc):
+                    # botocore repeats a PUT whose answer was lost (reset, timeout, 5xx); when an
+                    # earlier attempt landed, this 412 is about our own object.
+                    return retried and self._recorded_sha256(full_key) == digest
+                raise
+        raise TransientError(
+            f"S3 answered 409 ConditionalRequestConflict {attempts} times to the create of "
+            f"s3://{self.bucket}/{full_key}: other writers keep writing that key at the same time; "
+            "retry later"
+        )
+
+    def _recorded_sha256(self, full_key: str) -> str | None:
         try:
-            self.client.put_object(**args)
+            response = self.client.head_object(Bucket=self.bucket, Key=full_key)
         except ClientError as exc:
-            if _is_already_exists(exc):
-                return PutResult(key, digest, len(data), created=False)
+            if _is_not_found(exc):
+                return None
             raise
-        return PutResult(key, digest, len(data), created=True)
+        return response.get("Metadata", {}).get(SHA256_METADATA)
+
+    def _check_conditional_writes(self) -> None:
+        scope = (self.options.endpoint_url or f"aws:{self.options.region}", self.bucket, self.prefix)
+        with _probe_guard:
+            lock = _probe_locks.setdefault(scope, threading.Lock())
+        with lock:
+            if scope not in _probe_results:
+                # A transient fault propagates and caches nothing: the next write probes again.
+                _probe_results[scope] = self._probe_if_none_match()
+            refusal = _probe_results[scope]
+        if refusal is not None:
+            raise ConfigurationError(refusal)
+
+    def _probe_if_none_match(self) -> str | None:
+        """Write a probe object twice with If-None-Match: *; None when the second write is refused."""
+        full_key = self.prefix + PROBE_PREFIX + uuid.uuid4().hex
+        first, second = b"mediavault conditional-write probe 1", b"mediavault conditional-write probe 2"
+        probe_args = {"Bucket": self.bucket, "Key": full_key, "ContentType": "application/octet-stream"}
+        try:
+            try:
+                created = self._create_if_absent(
+                    {**probe_args, "Body": first, "Metadata": {SHA256_METADATA: sha256_bytes(first)}},
+                    sha256_bytes(first),
+                )
+                if not created:
+                    return self._refusal("it answered 412 Precondition Failed for a key that did not exist")
+                overwritten = self._create_if_absent(
+                    {**probe_args, "Body": second, "Metadata": {SHA256_METADATA: sha256_bytes(second)}},
+                    sha256_bytes(second),
+                )
+            except ClientError as exc:
+                if _rejects_conditional_header(exc):
+                    message = exc.response.get("Error", {}).get("Message", "")
+                    return self._refusal(f"it rejects the header ({_status(exc)} {_code(exc)}: {message})")
+                raise
+            if overwritten:
+                return self._refusal("a second If-None-Match: * write to the same key succeeded")
+            stored = self.client.get_object(Bucket=self.bucket, Key=full_key)["Body"].read()
+            if stored != first:
+                return self._refusal("it answered 412 but overwrote the object anyway")
+            return None
+        finally:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.delete_object(Bucket=self.bucket, Key=full_key)
+
+    def _refusal(self, reason: str) -> str:
+        endpoint = self.options.endpoint_url or "AWS S3"
+        return (
+            f"the S3 store at {endpoint} (bucket {self.bucket}) does not honour If-None-Match: * "
+            f"({reason}), which s3.conditional_writes=true relies on; refusing to write manifests or "
+            "the journal, because concurrent writers would silently overwrite each other. For a store "
+            "without conditional writes set s3.conditional_writes=false together with "
+            "s3.single_writer_lock, and run exactly one writer (see docs/architecture.md)"
+        )
 
     def put_stream(
         self,
@@ -150,6 +369,7 @@ class S3Vault:
         The final key depends on the digest, which is known only after the last byte. The
         staging object is removed afterwards; one left by a crash is garbage under staging/.
         """
+        self._ensure_writable()
         reader = HashingReader(stream, progress)
         staged = self.prefix + staging_key(uuid.uuid4().hex)
         self.client.upload_fileobj(
