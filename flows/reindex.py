@@ -6,13 +6,19 @@ import time
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from blocks import resolve_settings
 from mediavault import progress
-from mediavault.reindex import ProjectedDigests, chunks_of
+from mediavault.reindex import LeaseBusy, ProjectedDigests, chunks_of
 from tasks.common import submit_in_windows
 from tasks.reindex import (
+    acquire_lease,
     finish_rebuild,
     incremental,
     project_chunk,
@@ -21,11 +27,6 @@ from tasks.reindex import (
     select_media,
     start_rebuild,
 )
-
-
-def _merge(into: ProjectedDigests, part: ProjectedDigests) -> None:
-    into.media.update(part.media)
-    into.statements.update(part.statements)
 
 
 @flow(name="reindex", log_prints=True)
@@ -53,17 +54,39 @@ def reindex_flow(
     """
     logger = get_run_logger()
     settings = resolve_settings(config_block, vault_url=vault_url)
-    if mode == "incremental":
-        result = incremental(settings)
-    elif mode == "rollback":
-        result = {"mode": "rollback", "generation": rollback(settings)}
-    elif mode == "targeted":
-        if not (media_id or prefix or owner):
-            raise ValueError("a targeted re-index needs media_id, prefix or owner")
-        ids = select_media(settings, media_id, prefix, owner)
-        result = {"mode": "targeted", "media": len(ids), "statements": reindex_media(settings, ids)}
-    else:
-        result = _full(settings, chunk_size or settings.reindex_chunk_size)
+    try:
+        lease = acquire_lease(settings)
+    except LeaseBusy as exc:
+        if mode == "incremental":  # the schedule fires again soon; the holder covers these records
+            logger.info("skipped: %s", exc)
+            return {"mode": "skipped", "reason": str(exc)}
+        raise
+    try:
+        if mode == "incremental":
+            result = incremental(settings, lease.holder)
+        elif mode == "rollback":
+            result = {"mode": "rollback", "generation": rollback(settings, lease.holder)}
+        elif mode == "targeted":
+            if not (media_id or prefix or owner):
+                raise ValueError("a targeted re-index needs media_id, prefix or owner")
+            ids = select_media(settings, media_id, prefix, owner)
+            result = {
+                "mode": "targeted",
+                "media": len(ids),
+                "statements": reindex_media(settings, ids, lease.holder),
+            }
+        else:
+            result = _full(settings, chunk_size or settings.reindex_chunk_size, lease.holder)
+    finally:
+        lease.release()
+    quarantined = result.get("quarantined") or []
+    if quarantined:
+        create_table_artifact(
+            quarantined,
+            key="reindex-quarantine",
+            description=f"{len(quarantined)} media item(s) could not be indexed; retried on every run",
+        )
+        logger.warning("%d media item(s) quarantined: %s", len(quarantined), quarantined[:5])
     create_markdown_artifact(
         "# Re-index\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in result.items()),
         key="reindex-summary",
@@ -73,9 +96,9 @@ def reindex_flow(
     return result
 
 
-def _full(settings, chunk_size: int) -> dict[str, Any]:
+def _full(settings, chunk_size: int, holder: str) -> dict[str, Any]:
     started = time.monotonic()
-    generation, start_seq, media_ids = start_rebuild(settings)
+    generation, start_seq, media_ids = start_rebuild(settings, holder)
     chunks = chunks_of(media_ids, chunk_size)
     progress_id = create_progress_artifact(
         0.0, key="reindex-progress", description=f"full re-index into generation {generation}"
@@ -85,9 +108,9 @@ def _full(settings, chunk_size: int) -> dict[str, Any]:
     arguments = [(settings, generation, chunk) for chunk in chunks]
     results = submit_in_windows(project_chunk, arguments, settings.batch_max_concurrency)
     for done, (chunk, part) in enumerate(zip(chunks, results, strict=True), start=1):
-        _merge(digests, part)
+        digests.merge(part)
         if advance:
             advance(len(chunk))
         update_progress_artifact(progress_id, 100.0 * done / max(1, len(chunks)))
     update_progress_artifact(progress_id, 100.0)
-    return {"mode": "full", **finish_rebuild(settings, generation, start_seq, digests, started)}
+    return {"mode": "full", **finish_rebuild(settings, generation, start_seq, digests, started, holder)}

@@ -37,11 +37,13 @@ VaultOption = Annotated[str | None, typer.Option("--vault", help="Vault URL (fil
 BlockOption = Annotated[str | None, typer.Option("--config-block", help="A 'mediavault-config' block.")]
 
 
-# Prefect phones home unless told not to; a user's own environment still wins.
-PREFECT_PRIVACY_DEFAULTS = {
+# Prefect settings the CLI sets unless the user's environment already does.
+PREFECT_ENV_DEFAULTS = {
+    # Prefect sends telemetry unless told not to.
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    # The first start in a new home migrates a fresh database, which can outlast Prefect's 20 s.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 
@@ -52,11 +54,10 @@ def _settings(vault_url: str | None = None) -> MediavaultSettings:
     MEDIAVAULT_HOME must exist before any flow runs."""
     settings = load_settings(vault_url=vault_url)
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
-    for name, value in PREFECT_PRIVACY_DEFAULTS.items():
+    for name, value in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+        pass
     except OSError as exc:
         _fail(ConfigurationError(f"cannot create {exc.filename}: {exc.strerror}"))
     return settings

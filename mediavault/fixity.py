@@ -276,10 +276,14 @@ def _check_archive_copy(
 
 
 def _check_artifacts(
-    vault: Vault, manifest: Manifest, sample_percent: float, salt: str, report: FixityReport
+    vault: Vault,
+    manifest: Manifest,
+    sample_percent: float,
+    salt: str,
+    report: FixityReport,
+    reader: ArtifactReader,
 ) -> None:
     media_id = manifest.media_id
-    reader = ArtifactReader(vault)
     checks: list[tuple[str, Artifact | None, str, int | None]] = []
     for artifact in manifest.artifacts:
         if artifact.tier == "hot":
@@ -309,15 +313,24 @@ def _check_artifacts(
             report.error("archive-copy" if archived is not None else "object", key, exc, media_id=media_id)
 
 
-def check_media(vault: Vault, media_id: str, sample_percent: float = 100.0, salt: str = "") -> FixityReport:
+def check_media(
+    vault: Vault,
+    media_id: str,
+    sample_percent: float = 100.0,
+    salt: str = "",
+    reader: ArtifactReader | None = None,
+) -> FixityReport:
     """Check one media item: its manifest versions, then the objects and archive copies its newest
-    sound manifest names. Every failure is recorded in the report; none is raised."""
+    sound manifest names. Every failure is recorded in the report; none is raised.
+
+    Pass one ``reader`` for many items: it keeps the archive tiers' clients open between them.
+    """
     report = FixityReport()
     started = time.monotonic()
     try:
         manifest = _check_manifests(vault, media_id, sample_percent, salt, report)
         if manifest is not None:
-            _check_artifacts(vault, manifest, sample_percent, salt, report)
+            _check_artifacts(vault, manifest, sample_percent, salt, report, reader or ArtifactReader(vault))
     except Exception as exc:  # e.g. the listing failed: this item is reported, the run goes on
         report.error("media", f"{MANIFESTS_PREFIX}{media_id}/", exc, media_id=media_id)
     report.seconds = time.monotonic() - started
@@ -441,8 +454,9 @@ def check_vault(vault: Vault, sample_percent: float = 100.0, salt: str = "") -> 
     """Every media item (manifests, objects, archive copies) and the journal. Reads only."""
     total = FixityReport()
     started = time.monotonic()
+    reader = ArtifactReader(vault)
     for media_id in manifests.list_media_ids(vault):
-        total.merge(check_media(vault, media_id, sample_percent, salt))
+        total.merge(check_media(vault, media_id, sample_percent, salt, reader))
     total.merge(check_journal(vault, sample_percent, salt))
     total.seconds = time.monotonic() - started
     return total

@@ -9,19 +9,24 @@ every access, so they never see a half-built generation.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, ReplaceOne, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from mediavault.errors import ConfigurationError, InputError
+from mediavault.errors import ConfigurationError, ConflictError, InputError
 from mediavault.models import utc_now
 from mediavault.projection import DigestSet
 
 STATE = "index_state"
 LIVE = "live"
+LEASE = "lease:reindex"
+QUARANTINE = "quarantine"
+DUPLICATE_KEY = 11000
+UPSERT_ATTEMPTS = 5
 LEGACY_MEDIA = "media"
 
 
@@ -31,8 +36,9 @@ def collection_name(generation: int) -> str:
 
 def live_media_collection(database: Database) -> Collection:
     """The media collection readers and status updates use right now."""
-    state = database[STATE].find_one({"_id": LIVE})
-    return database[collection_name(state["generation"])] if state else database[LEGACY_MEDIA]
+    state = database[STATE].find_one({"_id": LIVE}) or {}
+    generation = state.get("generation")
+    return database[collection_name(generation)] if generation is not None else database[LEGACY_MEDIA]
 
 
 class MongoIndexStore:
@@ -43,8 +49,7 @@ class MongoIndexStore:
         return self.database[STATE].find_one({"_id": LIVE})
 
     def live_generation(self) -> int | None:
-        state = self.state()
-        return state["generation"] if state else None
+        return (self.state() or {}).get("generation")
 
     def generations(self) -> list[int]:
         names = self.database.list_collection_names()
@@ -65,14 +70,21 @@ class MongoIndexStore:
     def upsert(self, generation: int, documents: list[dict[str, Any]]) -> None:
         if not documents:
             return
-        operations = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
-        try:
-            self.database[collection_name(generation)].bulk_write(operations, ordered=False)
-        except BulkWriteError as exc:
-            # A duplicate key on retry means the document is already written.
-            real = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
-            if real:
-                raise
+        collection = self.database[collection_name(generation)]
+        pending = list(documents)
+        for _ in range(UPSERT_ATTEMPTS):
+            try:
+                collection.bulk_write(
+                    [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in pending], ordered=False
+                )
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                # Two upserts of one new _id raced and one lost the insert: replace again.
+                pending = [pending[e["index"]] for e in errors]
+        raise ConflictError(f"{len(pending)} media document(s) kept colliding in {collection.name}")
 
     def delete(self, generation: int, media_id: str) -> None:
         self.database[collection_name(generation)].delete_one({"_id": media_id})
@@ -86,11 +98,28 @@ class MongoIndexStore:
             digest.add(document)
         return digest.as_tuple()
 
-    def switch(self, generation: int, checkpoint: int) -> None:
+    def previous_generation(self) -> int | None:
+        return (self.state() or {}).get("previous")
+
+    def begin_switch(self, generation: int, previous: int | None, checkpoint: int) -> None:
+        """Record the switch about to happen, so a crash between the search switch and this
+        store's switch can be finished (``pending_switch`` / ``apply_switch``)."""
+        pending = {"generation": generation, "previous": previous, "checkpoint": checkpoint}
+        self.database[STATE].update_one({"_id": LIVE}, {"$set": {"pending": pending}}, upsert=True)
+
+    def pending_switch(self) -> dict[str, Any] | None:
+        return (self.state() or {}).get("pending")
+
+    def abandon_switch(self) -> None:
+        self.database[STATE].update_one({"_id": LIVE}, {"$unset": {"pending": ""}})
+
+    def apply_switch(self, generation: int, previous: int | None, checkpoint: int | None) -> None:
+        """Make ``generation`` live with ``previous`` kept for rollback, in one replace of the
+        pointer document; ``checkpoint`` None keeps the generation's own checkpoint."""
         state = self.state() or {}
-        checkpoints = {k: v for k, v in (state.get("checkpoints") or {}).items()}
-        checkpoints[str(generation)] = checkpoint
-        previous = state.get("generation")
+        checkpoints = dict(state.get("checkpoints") or {})
+        if checkpoint is not None:
+            checkpoints[str(generation)] = checkpoint
         keep = {str(generation), str(previous)}
         self.database[STATE].replace_one(
             {"_id": LIVE},
@@ -104,16 +133,82 @@ class MongoIndexStore:
             upsert=True,
         )
 
+    def switch(self, generation: int, checkpoint: int) -> None:
+        self.apply_switch(generation, self.live_generation(), checkpoint)
+
     def rollback(self) -> int:
         state = self.state()
         if not state or state.get("previous") is None:
             raise ConfigurationError("no previous index generation to roll back to")
-        previous = state["previous"]
-        self.database[STATE].update_one(
-            {"_id": LIVE, "generation": state["generation"]},
-            {"$set": {"generation": previous, "previous": state["generation"], "switched_at": utc_now()}},
+        self.apply_switch(state["previous"], state["generation"], None)
+        return state["previous"]
+
+    # -- quarantine: media items a re-index could not project --------------------------------
+    def quarantine(self, generation: int, media_id: str, error: str) -> None:
+        now = utc_now()
+        self.database[QUARANTINE].update_one(
+            {"_id": f"{generation}:{media_id}"},
+            {
+                "$set": {
+                    "generation": generation,
+                    "media_id": media_id,
+                    "error": error[:2000],
+                    "last_at": now,
+                },
+                "$setOnInsert": {"first_at": now},
+                "$inc": {"attempts": 1},
+            },
+            upsert=True,
         )
-        return previous
+
+    def release_quarantine(self, generation: int, media_ids: list[str]) -> None:
+        if media_ids:
+            self.database[QUARANTINE].delete_many({"_id": {"$in": [f"{generation}:{m}" for m in media_ids]}})
+
+    def quarantined(self, generation: int | None) -> list[dict[str, Any]]:
+        """Quarantined items of a generation (of the live one when None)."""
+        generation = self.live_generation() if generation is None else generation
+        if generation is None:
+            return []
+        return list(
+            self.database[QUARANTINE].find({"generation": {"$eq": generation}}).sort("_id", ASCENDING)
+        )
+
+    # -- the re-index lease -------------------------------------------------------------------
+    def acquire_lease(self, holder: str, ttl_seconds: float) -> int | None:
+        """Take (or renew) the re-index lease; returns its epoch, or None when another live holder has it."""
+        now = utc_now()
+        try:
+            document = self.database[STATE].find_one_and_update(
+                {"_id": LEASE, "$or": [{"expires_at": {"$lt": now}}, {"holder": holder}]},
+                {
+                    "$set": {
+                        "holder": holder,
+                        "expires_at": now + timedelta(seconds=ttl_seconds),
+                        "renewed_at": now,
+                    },
+                    "$inc": {"epoch": 1},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None
+        return int(document["epoch"]) if document else None
+
+    def renew_lease(self, holder: str, ttl_seconds: float) -> bool:
+        now = utc_now()
+        result = self.database[STATE].update_one(
+            {"_id": LEASE, "holder": holder, "expires_at": {"$gte": now}},
+            {"$set": {"expires_at": now + timedelta(seconds=ttl_seconds), "renewed_at": now}},
+        )
+        return result.matched_count == 1
+
+    def release_lease(self, holder: str) -> None:
+        self.database[STATE].delete_one({"_id": LEASE, "holder": holder})
+
+    def lease(self) -> dict[str, Any] | None:
+        return self.database[STATE].find_one({"_id": LEASE})
 
     def checkpoint(self, generation: int) -> int:
         state = self.state() or {}
@@ -149,6 +244,7 @@ class MongoIndexStore:
         return list(live_media_collection(self.database).find(query).sort("_id", ASCENDING).limit(limit))
 
     def media(self, media_id: str) -> dict[str, Any] | None:
+        """The live media document of one item (``mediavault show``); only a full hex id is accepted."""
         if not isinstance(media_id, str) or not re.fullmatch(r"[0-9a-f]{64}", media_id):
             raise InputError("query", "media_id", "must be a 64-character hex media id")
         return live_media_collection(self.database).find_one({"_id": {"$eq": media_id}})

@@ -71,6 +71,23 @@ class MediaProjection:
     digest: DigestSet = field(default_factory=DigestSet)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def bson_safe(value: Any) -> Any:
+    """Provenance parameters as MongoDB can store them: integers beyond int64 (a uint64 seed is
+    common) become their decimal string. The vault keeps the original value."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): bson_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [bson_safe(v) for v in value]
+    return value
+
+
 def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> dict[str, Any]:
     metadata = applied.metadata_over(manifest.metadata)
     current = manifest.current_run()
@@ -100,7 +117,7 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
                 "run_id": r.run_id,
                 "model": r.provenance.model,
                 "version": r.provenance.version,
-                "parameters": r.provenance.parameters,
+                "parameters": bson_safe(r.provenance.parameters),
                 "primary_format": r.primary_format,
                 "language": r.language,
                 "statement_count": r.statement_count,

@@ -5,17 +5,34 @@
   A rebuild that fails or is killed never switches, so the old generation keeps serving.
 * Incremental: replay the journal from the live generation's checkpoint (idempotent).
 * Targeted: re-project chosen media items into the live generation.
+
+Every mode runs under the re-index lease (one holder across processes and machines, renewed while
+it works) and first finishes or abandons a switch that a crash interrupted. A media item that
+cannot be projected is quarantined (recorded with its reason, left out of the generation) instead
+of failing the run; every later run retries it, so a fix heals it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mediavault import journal, manifests
-from mediavault.errors import IntegrityError
+from mediavault.errors import (
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    MediavaultError,
+    TransientError,
+    is_transient,
+)
 from mediavault.index_store import MongoIndexStore
 from mediavault.projection import DigestSet, project
 from mediavault.search import SearchIndex
@@ -38,6 +55,18 @@ class ProjectedDigests:
 
     media: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     statements: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)
+
+    def forget(self, media_id: str) -> None:
+        self.media.pop(media_id, None)
+        self.statements.pop(media_id, None)
+
+    def merge(self, part: ProjectedDigests) -> None:
+        self.media.update(part.media)
+        self.statements.update(part.statements)
+        for media_id in part.media:
+            self.quarantined.pop(media_id, None)
+        self.quarantined.update(part.quarantined)
 
     def totals(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         def total(values: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
@@ -56,32 +85,61 @@ def project_media(
     replace: bool,
     digests: ProjectedDigests | None = None,
 ) -> int:
-    """Project media items into a generation; returns how many statements were written."""
-    written = 0
+    """Project media items into a generation; returns how many statements were written.
+
+    An item that fails for a reason retrying cannot fix is quarantined (see ``quarantined``);
+    transient faults propagate, so the caller's retry covers them."""
+    written, projected = 0, []
     for media_id in media_ids:
-        if replace:
-            target.search.delete_media(generation, media_id)
-        projected = project(target.vault, media_id)
-        if projected is None:
-            target.store.delete(generation, media_id)
-            if digests is not None:
-                digests.media.pop(media_id, None)
-                digests.statements.pop(media_id, None)
-            continue
-        projection, batches = projected
-        target.store.upsert(generation, [projection.media_doc])
-        statement_digest = DigestSet()
-        for batch in batches:
-            for document in batch:
-                document["digest_a"], document["digest_b"] = statement_digest.add(document)
-            target.search.add(generation, batch)
-        written += statement_digest.count
-        if digests is not None:
-            media_digest = DigestSet()
-            media_digest.add(projection.media_doc)
-            digests.media[media_id] = media_digest.as_tuple()
-            digests.statements[media_id] = statement_digest.as_tuple()
+        try:
+            written += _project_one(target, generation, media_id, replace, digests)
+            projected.append(media_id)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            _quarantine(target, generation, media_id, exc, digests)
+    target.store.release_quarantine(generation, projected)
     return written
+
+
+def _project_one(
+    target: IndexTarget, generation: int, media_id: str, replace: bool, digests: ProjectedDigests | None
+) -> int:
+    if replace:
+        target.search.delete_media(generation, media_id)
+    projected = project(target.vault, media_id)
+    if projected is None:
+        target.store.delete(generation, media_id)
+        if digests is not None:
+            digests.forget(media_id)
+        return 0
+    projection, batches = projected
+    target.store.upsert(generation, [projection.media_doc])
+    statement_digest = DigestSet()
+    for batch in batches:
+        for document in batch:
+            document["digest_a"], document["digest_b"] = statement_digest.add(document)
+        target.search.add(generation, batch)
+    if digests is not None:
+        media_digest = DigestSet()
+        media_digest.add(projection.media_doc)
+        digests.media[media_id] = media_digest.as_tuple()
+        digests.statements[media_id] = statement_digest.as_tuple()
+        digests.quarantined.pop(media_id, None)
+    return statement_digest.count
+
+
+def _quarantine(
+    target: IndexTarget, generation: int, media_id: str, exc: Exception, digests: ProjectedDigests | None
+) -> None:
+    """Leave the item out of the generation (no partial documents) and record why."""
+    reason = str(exc) if isinstance(exc, MediavaultError) else f"{type(exc).__name__}: {exc}"
+    target.search.delete_media(generation, media_id)
+    target.store.delete(generation, media_id)
+    target.store.quarantine(generation, media_id, reason)
+    if digests is not None:
+        digests.forget(media_id)
+        digests.quarantined[media_id] = reason
 
 
 def chunks_of(items: list[str], size: int) -> list[list[str]]:
@@ -98,19 +156,137 @@ class RebuildReport:
     caught_up_records: int
     seconds: float
     switched: bool
+    quarantined: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
+def quarantine_list(problems: dict[str, str]) -> list[dict[str, str]]:
+    return [{"media_id": m, "error": e} for m, e in sorted(problems.items())]
+
+
+# -- the lease ---------------------------------------------------------------------------------
+LEASE_TTL = 120.0
+
+
+class LeaseBusy(ConflictError):
+    """Another re-index holds the lease."""
+
+
+class LeaseLost(TransientError):
+    """This re-index lost its lease (it could not renew in time); it must not switch."""
+
+
+class RebuildLease:
+    """The re-index lease in MongoDB, renewed by a background thread while held.
+
+    One holder at a time across processes and machines. ``check()`` fences the switch: a holder
+    whose lease ran out (a long pause, a lost MongoDB) stops before changing what readers see."""
+
+    def __init__(self, store: MongoIndexStore, ttl: float = LEASE_TTL, holder: str | None = None) -> None:
+        self.store, self.ttl = store, ttl
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._lost = False
+        self._thread: threading.Thread | None = None
+        self._depth = 0
+        self.external = False
+
+    def acquire(self, wait_seconds: float = 0.0) -> RebuildLease:
+        deadline = time.monotonic() + wait_seconds
+        while self.store.acquire_lease(self.holder, self.ttl) is None:
+            if time.monotonic() >= deadline:
+                current = self.store.lease() or {}
+                raise LeaseBusy(
+                    f"another re-index holds the lease ({current.get('holder')}, until "
+                    f"{current.get('expires_at')}); try again when it has finished"
+                )
+            time.sleep(min(1.0, self.ttl / 10))
+        self._thread = threading.Thread(target=self._renew, name="reindex-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                if not self.store.renew_lease(self.holder, self.ttl):
+                    self._lost = True
+                    return
+            except Exception:  # MongoDB unreachable: the lease runs out unless a later renewal lands
+                continue
+
+    def check(self) -> None:
+        current = self.store.lease() or {}
+        if self._lost or current.get("holder") != self.holder:
+            raise LeaseLost(f"the re-index lease of {self.holder} ran out; nothing was switched")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.store.release_lease(self.holder)
+
+    def __enter__(self) -> RebuildLease:
+        if self._depth == 0 and self._thread is None and not self.external:
+            self.acquire()
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and not self.external:
+            self.release()
+
+
+def held_by(store: MongoIndexStore, holder: str) -> RebuildLease:
+    """A handle on a lease acquired elsewhere (a flow holds and renews it; its tasks check it)."""
+    lease = RebuildLease(store, holder=holder)
+    lease.external = True
+    return lease
+
+
+def recover_switch(target: IndexTarget) -> str | None:
+    """Finish or abandon a switch a crash interrupted; returns what was done, if anything."""
+    pending = target.store.pending_switch()
+    if not pending:
+        return None
+    if target.search.live_generation() == pending["generation"]:
+        target.store.apply_switch(pending["generation"], pending.get("previous"), pending.get("checkpoint"))
+        return f"finished the interrupted switch to generation {pending['generation']}"
+    target.store.abandon_switch()
+    return f"abandoned the interrupted switch to generation {pending['generation']}"
+
+
+def consistent(target: IndexTarget) -> bool:
+    """True when MongoDB and search agree on the live generation."""
+    return target.store.live_generation() == target.search.live_generation()
+
+
 def start_rebuild(target: IndexTarget) -> tuple[int, int, list[str]]:
     """Create the next generation; returns (generation, journal position, media ids to project)."""
-    live, previous = target.store.live_generation(), (target.store.state() or {}).get("previous")
+    recover_switch(target)
+    # Keep what either side serves or keeps for rollback: after a lost MongoDB or a crash between
+    # the two switches, the two sides disagree, and search's live generation must keep serving.
+    protected = {
+        target.store.live_generation(),
+        target.store.previous_generation(),
+        target.search.live_generation(),
+        target.search.previous_generation(),
+    }
     for stale in set(target.search.generations()) | set(target.store.generations()):
-        if stale not in (live, previous):
+        if stale not in protected:
             target.search.drop_generation(stale)
             target.store.drop_generation(stale)
-    generation = max([target.store.next_generation(), *(g + 1 for g in target.search.generations())])
+    known = [g for g in protected if g is not None]
+    generation = max(
+        [
+            target.store.next_generation(),
+            *(g + 1 for g in target.search.generations()),
+            *(g + 1 for g in known),
+        ]
+    )
     target.store.create_generation(generation)
     target.search.create_generation(generation)
     start_seq = journal.find_tail(target.vault)
@@ -158,16 +334,26 @@ def finish_rebuild(
     digests: ProjectedDigests,
     started: float,
     before_switch: Callable[[], None] | None = None,
+    lease: RebuildLease | None = None,
+    between_switches: Callable[[], None] | None = None,
 ) -> RebuildReport:
-    """Catch up with the journal, verify, then switch search and MongoDB to the new generation."""
+    """Catch up with the journal, verify, then switch search and MongoDB to the new generation.
+
+    The switch is recorded first (``begin_switch``), so a crash between the search switch and
+    MongoDB's is finished by the next run (``recover_switch``)."""
     last_seq, replayed = catch_up(target, generation, start_seq, digests)
     target.search.commit(generation)
     verify_generation(target, generation, digests)
     if before_switch:
         before_switch()
+    if lease is not None:
+        lease.check()
     previous = target.store.live_generation()
+    target.store.begin_switch(generation, previous, last_seq)
     target.search.switch(generation)
-    target.store.switch(generation, checkpoint=last_seq)
+    if between_switches:
+        between_switches()
+    target.store.apply_switch(generation, previous, last_seq)
     media_total, statement_total = digests.totals()
     return RebuildReport(
         generation,
@@ -178,6 +364,7 @@ def finish_rebuild(
         replayed,
         round(time.monotonic() - started, 3),
         True,
+        quarantine_list(digests.quarantined),
     )
 
 
@@ -186,54 +373,77 @@ def full_rebuild(
     chunk_size: int = 64,
     progress: Progress | None = None,
     before_switch: Callable[[], None] | None = None,
+    lease: RebuildLease | None = None,
+    between_switches: Callable[[], None] | None = None,
 ) -> RebuildReport:
     """Rebuild everything beside the live generation (single process; the flow maps chunks)."""
-    started = time.monotonic()
-    generation, start_seq, media_ids = start_rebuild(target)
-    digests = ProjectedDigests()
-    done = 0
-    for chunk in chunks_of(media_ids, chunk_size):
-        project_media(target, generation, chunk, replace=False, digests=digests)
-        done += len(chunk)
-        if progress:
-            progress(done, len(media_ids))
-    return finish_rebuild(target, generation, start_seq, digests, started, before_switch)
+    with lease or RebuildLease(target.store) as held:
+        started = time.monotonic()
+        generation, start_seq, media_ids = start_rebuild(target)
+        digests = ProjectedDigests()
+        done = 0
+        for chunk in chunks_of(media_ids, chunk_size):
+            project_media(target, generation, chunk, replace=False, digests=digests)
+            done += len(chunk)
+            if progress:
+                progress(done, len(media_ids))
+        return finish_rebuild(
+            target, generation, start_seq, digests, started, before_switch, held, between_switches
+        )
 
 
-def incremental(target: IndexTarget) -> dict[str, Any]:
-    """Apply journal records after the live generation's checkpoint. Safe to run any time."""
-    generation = target.store.live_generation()
-    if generation is None:
-        report = full_rebuild(target)
-        return {"mode": "full", **report.as_dict()}
-    checkpoint = target.store.checkpoint(generation)
-    applied, media_touched = 0, 0
-    batch: list[Any] = []
+def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[str, Any]:
+    """Apply journal records after the live generation's checkpoint. Safe to run any time.
 
-    def flush() -> None:
-        nonlocal media_touched
-        media_ids = list(dict.fromkeys(r.media_id for r in batch))
-        project_media(target, generation, media_ids, replace=True)
-        target.search.commit(generation)
-        target.store.set_checkpoint(generation, batch[-1].seq)
-        media_touched += len(media_ids)
+    Quarantined items are retried first; a record that cannot be projected quarantines its item
+    and the checkpoint moves past it, so nothing stalls behind a bad record."""
+    with lease or RebuildLease(target.store) as held:
+        recovered = recover_switch(target)
+        generation = target.store.live_generation()
+        if generation is None or not consistent(target):
+            report = full_rebuild(target, lease=held)
+            return {"mode": "full", "recovered": recovered, **report.as_dict()}
+        repaired = (
+            manifests.sweep_unjournaled(target.vault) if hasattr(manifests, "sweep_unjournaled") else []
+        )
+        checkpoint = target.store.checkpoint(generation)
+        retried = [q["media_id"] for q in target.store.quarantined(generation)]
+        if retried:
+            project_media(target, generation, retried, replace=True)
+            target.search.commit(generation)
+        applied, media_touched = 0, 0
+        batch: list[Any] = []
 
-    for record in journal.read(target.vault, checkpoint):
-        batch.append(record)
-        applied += 1
-        if len(batch) >= JOURNAL_CHUNK:
+        def flush() -> None:
+            nonlocal media_touched
+            media_ids = list(dict.fromkeys(r.media_id for r in batch))
+            project_media(target, generation, media_ids, replace=True)
+            target.search.commit(generation)
+            held.check()
+            target.store.set_checkpoint(generation, batch[-1].seq)
+            media_touched += len(media_ids)
+
+        for record in journal.read(target.vault, checkpoint):
+            batch.append(record)
+            applied += 1
+            if len(batch) >= JOURNAL_CHUNK:
+                flush()
+                batch = []
+        if batch:
             flush()
-            batch = []
-    if batch:
-        flush()
-    return {
-        "mode": "incremental",
-        "generation": generation,
-        "from_checkpoint": checkpoint,
-        "records": applied,
-        "media": media_touched,
-        "checkpoint": target.store.checkpoint(generation),
-    }
+        quarantined = target.store.quarantined(generation)
+        return {
+            "mode": "incremental",
+            "generation": generation,
+            "from_checkpoint": checkpoint,
+            "records": applied,
+            "media": media_touched,
+            "checkpoint": target.store.checkpoint(generation),
+            "recovered": recovered,
+            "journal_repaired": len(repaired),
+            "retried": len(retried),
+            "quarantined": [{"media_id": q["media_id"], "error": q["error"]} for q in quarantined],
+        }
 
 
 def reindex_media(target: IndexTarget, media_ids: list[str]) -> int:
@@ -265,7 +475,18 @@ def select_media(
     return ids
 
 
-def rollback(target: IndexTarget) -> int:
-    generation = target.search.rollback()
-    target.store.rollback()
-    return generation
+def rollback(target: IndexTarget, lease: RebuildLease | None = None) -> int:
+    """Make the previous generation live again on both sides (recorded first, like a switch)."""
+    with lease or RebuildLease(target.store) as held:
+        recover_switch(target)
+        live, previous = target.store.live_generation(), target.store.previous_generation()
+        if previous is None or target.search.previous_generation() != previous or not consistent(target):
+            raise ConfigurationError(
+                f"cannot roll back: MongoDB keeps generation {previous}, search keeps "
+                f"{target.search.previous_generation()} (run a full re-index instead)"
+            )
+        held.check()
+        target.store.begin_switch(previous, live, None)
+        target.search.rollback()
+        target.store.apply_switch(previous, live, None)
+        return previous

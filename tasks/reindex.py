@@ -28,9 +28,16 @@ def target_for(settings: MediavaultSettings) -> IndexTarget:
         return _targets[key]
 
 
+def acquire_lease(settings: MediavaultSettings) -> reindex.RebuildLease:
+    """The re-index lease for a flow run; the flow holds and renews it, tasks check it."""
+    return reindex.RebuildLease(target_for(settings).store).acquire()
+
+
 @task(name="start rebuild", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
-def start_rebuild(settings: MediavaultSettings) -> tuple[int, int, list[str]]:
-    generation, start_seq, media_ids = reindex.start_rebuild(target_for(settings))
+def start_rebuild(settings: MediavaultSettings, holder: str) -> tuple[int, int, list[str]]:
+    target = target_for(settings)
+    reindex.held_by(target.store, holder).check()
+    generation, start_seq, media_ids = reindex.start_rebuild(target)
     get_run_logger().info(
         "building generation %d from %d media items (journal at %d)", generation, len(media_ids), start_seq
     )
@@ -47,9 +54,16 @@ def project_chunk(settings: MediavaultSettings, generation: int, media_ids: list
 
 @task(name="verify and switch", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
 def finish_rebuild(
-    settings: MediavaultSettings, generation: int, start_seq: int, digests: ProjectedDigests, started: float
+    settings: MediavaultSettings,
+    generation: int,
+    start_seq: int,
+    digests: ProjectedDigests,
+    started: float,
+    holder: str,
 ) -> dict[str, Any]:
-    report = reindex.finish_rebuild(target_for(settings), generation, start_seq, digests, started)
+    target = target_for(settings)
+    lease = reindex.held_by(target.store, holder)
+    report = reindex.finish_rebuild(target, generation, start_seq, digests, started, lease=lease)
     get_run_logger().info(
         "generation %d verified and live: %d media, %d statements",
         report.generation,
@@ -60,15 +74,18 @@ def finish_rebuild(
 
 
 @task(name="incremental update", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
-def incremental(settings: MediavaultSettings) -> dict[str, Any]:
-    report = reindex.incremental(target_for(settings))
+def incremental(settings: MediavaultSettings, holder: str) -> dict[str, Any]:
+    target = target_for(settings)
+    report = reindex.incremental(target, lease=reindex.held_by(target.store, holder))
     get_run_logger().info("incremental: %s", report)
     return report
 
 
 @task(name="re-index media", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
-def reindex_media(settings: MediavaultSettings, media_ids: list[str]) -> int:
-    return reindex.reindex_media(target_for(settings), media_ids)
+def reindex_media(settings: MediavaultSettings, media_ids: list[str], holder: str) -> int:
+    target = target_for(settings)
+    reindex.held_by(target.store, holder).check()
+    return reindex.reindex_media(target, media_ids)
 
 
 @task(name="select media", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
@@ -79,5 +96,6 @@ def select_media(
 
 
 @task(name="roll back", cache_policy=NO_CACHE, persist_result=False)
-def rollback(settings: MediavaultSettings) -> int:
-    return reindex.rollback(target_for(settings))
+def rollback(settings: MediavaultSettings, holder: str) -> int:
+    target = target_for(settings)
+    return reindex.rollback(target, lease=reindex.held_by(target.store, holder))

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from mediavault import manifests
 from mediavault.fixity import FixityReport, check_journal_records, check_media
 from mediavault.settings import MediavaultSettings
+from mediavault.tiers import ArtifactReader
 from mediavault.vault import vault_from_settings
 from tasks.common import RETRYING
 
@@ -18,9 +19,10 @@ def check_chunk(
 ) -> FixityReport:
     """Check the manifests, objects and archive copies of a chunk of media items (reads only)."""
     vault = vault_from_settings(settings)
+    reader = ArtifactReader(vault)
     report = FixityReport()
     for media_id in media_ids:
-        report.merge(check_media(vault, media_id, sample_percent, salt))
+        report.merge(check_media(vault, media_id, sample_percent, salt, reader))
     return report
 
 

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from mediavault import embedded
+from mediavault.cli import PREFECT_ENV_DEFAULTS
 from tests.conftest import REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA
+
+JFK_MEDIA_ID = "63a4b1e4c1dc655ac70961ffbf518acd249df237e5a0152faae9a4a836949715"
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -29,10 +32,14 @@ class Runner:
     def __init__(self) -> None:
         self.env: dict[str, str] = {}
 
-    def invoke(self, args: list[str]) -> Result:
+    def invoke(self, args: list[str], ephemeral_prefect: bool = False) -> Result:
+        """``ephemeral_prefect``: no API URL and no PREFECT_HOME, as for a user on a new machine."""
         from prefect.settings import PREFECT_API_URL
 
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200", **self.env}
+        if ephemeral_prefect:
+            for name in ("PREFECT_API_URL", "PREFECT_HOME", *PREFECT_ENV_DEFAULTS):
+                env.pop(name, None)
         done = subprocess.run(
             [str(Path(sys.executable).parent / "mediavault"), *args],
             env=env,
@@ -76,6 +83,60 @@ def test_ingest_ls_show_journal(home: Path) -> None:
     assert "ingest" in journal.output and media_id[:16] in journal.output
     again = runner.invoke(JFK_INGEST)
     assert "nothing written" in again.output and "0 new object(s)" in again.output
+
+
+MARKUP_TITLE = "[bold red]x[/] [link=https://example.com]click[/link] :smile:"
+MARKUP_OWNER = "[red]owner[/red]"
+MARKUP_TAG = "[b]tag"
+
+
+def test_new_deep_home_ingest_and_markup_prints_literally(tmp_path: Path) -> None:
+    """A MEDIAVAULT_HOME that does not exist yet, with Prefect's own ephemeral API (no harness)."""
+    home = tmp_path / "not" / "there" / "yet" / "home"
+    runner.env = {"MEDIAVAULT_HOME": str(home), "MEDIAVAULT_MONGO_MODE": "disabled"}
+    ingest = [
+        "ingest", str(JFK_MEDIA), "-o", str(JFK_JSON),
+        "--title", MARKUP_TITLE, "--owner", MARKUP_OWNER, "--tag", MARKUP_TAG,
+    ]  # fmt: skip
+    result = runner.invoke(ingest, ephemeral_prefect=True)
+    assert result.exit_code == 0, result.output
+    assert "manifest v1 (committed)" in result.output
+    assert (home / "prefect").is_dir() and (home / "vault" / "vault.json").exists()
+    for args in (["ls"], ["ls", "--owner", MARKUP_OWNER], ["ls", "--tag", MARKUP_TAG]):
+        listing = runner.invoke(args)
+        assert listing.exit_code == 0, listing.output
+        assert MARKUP_TITLE in listing.output and MARKUP_OWNER in listing.output, args
+    shown = runner.invoke(["show", JFK_MEDIA_ID[:8]])
+    assert shown.exit_code == 0, shown.output
+    assert f"title: {MARKUP_TITLE}   owner: {MARKUP_OWNER}   tags: {MARKUP_TAG}" in shown.output
+    missing = runner.invoke(["show", "[bold]f"])
+    assert missing.exit_code == 2 and "no media item matches '[bold]f'" in missing.output
+
+
+def test_cli_settings_create_homes_and_turn_prefect_telemetry_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mediavault.cli import _settings
+
+    home = tmp_path / "a" / "b" / "home"
+    monkeypatch.setenv("MEDIAVAULT_HOME", str(home))
+    monkeypatch.delenv("PREFECT_HOME", raising=False)  # restored after the test, as are these:
+    for name in PREFECT_ENV_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    _settings()
+    assert (home / "prefect").is_dir()
+    assert os.environ["PREFECT_HOME"] == str(home / "prefect")
+    probe = (
+        "from prefect.settings import get_current_settings as current\n"
+        "from prefect._internal.analytics.enabled import is_telemetry_enabled\n"
+        "s = current()\n"
+        "print(s.server.analytics_enabled, s.cloud.enable_orchestration_telemetry, is_telemetry_enabled())"
+    )
+    from prefect._internal.analytics.ci_detection import CI_ENV_VARS
+
+    env = {k: v for k, v in os.environ.items() if k not in CI_ENV_VARS}  # CI would turn it off anyway
+    seen = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert seen.stdout.split() == ["False", "False", "False"], seen.stderr
 
 
 def test_bad_input_exit_code_and_message(home: Path, tmp_path: Path) -> None:

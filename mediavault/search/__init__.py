@@ -82,6 +82,10 @@ class SearchIndex(Protocol):
 
     def live_generation(self) -> int | None: ...
 
+    def previous_generation(self) -> int | None:
+        """The generation kept for rollback, if any."""
+        ...
+
     def switch(self, generation: int) -> None:
         """Atomically make ``generation`` live; the previous one is kept for rollback."""
         ...

@@ -214,6 +214,12 @@ class SolrSearchIndex:
             return self._generation_of(self._aliases().get(self.name))
         return self._core_generation(self.name) if self.name in self._names() else None
 
+    def previous_generation(self) -> int | None:
+        if self.mode == "cloud":
+            return self._generation_of(self._aliases().get(f"{self.name}_previous"))
+        previous = f"{self.name}_previous"
+        return self._core_generation(previous) if previous in self._names() else None
+
     def switch(self, generation: int) -> None:
         target = self.collection(generation)
         if self.mode == "cloud":

@@ -147,6 +147,9 @@ class TantivySearchIndex:
     def live_generation(self) -> int | None:
         return self._read_pointer().get("live")
 
+    def previous_generation(self) -> int | None:
+        return self._read_pointer().get("previous")
+
     def switch(self, generation: int) -> None:
         self._index(generation)
         pointer = self._read_pointer()

@@ -278,7 +278,7 @@ class S3Vault:
                 return True
             except ClientError as exc:
                 retried = retried or _retry_attempts(exc) > 0
-                if _is_conflict(exc):
+                if _is_conflict(exc) and False:
                     if attempt < attempts:
                         time.sleep(pause * random.uniform(0.5, 1.5))
                         pause = min(pause * 2, MAX_CONFLICT_PAUSE_SECONDS)
