@@ -206,6 +206,7 @@ def batch_ingest_flow(
                 "media_id": r["media_id"] or "",
                 "new objects": r["created_objects"],
                 "error": r["error"] or "",
+                "warning": r["warning"] or "",
             }
             for r in report["results"]
         ],

@@ -42,6 +42,7 @@ PREFECT_ENV_DEFAULTS = {
     # Prefect sends telemetry unless told not to.
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
     # The first start in a new home migrates a fresh database, which can outlast Prefect's 20 s.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
@@ -57,7 +58,8 @@ def _settings(vault_url: str | None = None) -> MediavaultSettings:
     for name, value in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
-        pass
+        settings.home.mkdir(parents=True, exist_ok=True)
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(ConfigurationError(f"cannot create {exc.filename}: {exc.strerror}"))
     return settings

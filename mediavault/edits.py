@@ -23,17 +23,36 @@ from mediavault.vault.base import Vault
 EditKind = Literal["rename-speaker", "correct-text", "fix-metadata"]
 
 
+def single_line(value: str | None) -> str | None:
+    """Reject control characters (newlines included): they would break SRT/VTT cue structure,
+    terminal output and log lines. Tabs are allowed."""
+    if value is None:
+        return value
+    bad = next(
+        (c for c in value if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 or c in "\u2028\u2029"), None
+    )
+    if bad is not None:
+        raise ValueError(f"must be one line without control characters (found U+{ord(bad):04X})")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 class RenameSpeaker(BaseModel):
     model_config = ConfigDict(extra="forbid")
     speaker: str = Field(min_length=1, max_length=200)
     display_name: str = Field(min_length=1, max_length=200)
 
+    _one_line = field_validator("speaker", "display_name")(single_line)
+
 
 class CorrectText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    seq: int = Field(ge=0)
-    text: str = Field(max_length=100_000)
+    seq: int = Field(ge=0, le=2**31 - 1)
+    text: str = Field(min_length=1, max_length=100_000)
+
+    _one_line = field_validator("text")(single_line)
 
 
 class FixMetadata(BaseModel):
@@ -44,10 +63,17 @@ class FixMetadata(BaseModel):
     language: str | None = Field(None, max_length=35)
     source_url: str | None = Field(None, max_length=4096)
 
+    _one_line = field_validator("title", "owner", "language", "source_url")(single_line)
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str] | None) -> list[str] | None:
-        return None if tags is None else MediaMetadata(tags=tags).tags
+        if tags is None:
+            return None
+        try:
+            return MediaMetadata(tags=tags).tags
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
 PAYLOADS: dict[str, type[BaseModel]] = {

@@ -7,6 +7,7 @@ Files are grouped by stem: ``talk.mp4`` goes with ``talk.json`` / ``talk.whisper
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class ItemResult:
     changed: bool = False
     error: str | None = None
     attempts: int = 1
+    warning: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -171,25 +173,37 @@ def ingest_item(
         try:
             request = build_request(item, defaults, settings)
             result = ingest(vault, request, settings)
-            if database is not None:
-                manifest_status(database, vault, result.media_id, job_id)
-            return ItemResult(
-                item.name,
-                True,
-                result.media_id,
-                result.run_id,
-                result.created_objects,
-                result.changed,
-                attempts=attempt,
-            )
         except Exception as exc:
             if is_transient(exc) and attempt < max_attempts:
                 time.sleep(backoff_seconds * 2 ** (attempt - 1))
                 continue
-            message = str(exc) if isinstance(exc, MediavaultError) else f"{type(exc).__name__}: {exc}"
+            message = _describe(exc)
             if database is not None:
-                status.record_event(database, job_id, "item-failed", item=item.name, error=message)
+                with contextlib.suppress(Exception):  # the failure is reported either way
+                    status.record_event(database, job_id, "item-failed", item=item.name, error=message)
             return ItemResult(item.name, False, error=message, attempts=attempt)
+        # Committed: from here on the item succeeded. The index is derived; a failed status write
+        # is a warning (the next re-index writes the same record), never a failed ingest.
+        warning = None
+        if database is not None:
+            try:
+                manifest_status(database, vault, result.media_id, job_id)
+            except Exception as exc:
+                warning = f"committed, but the status record was not written: {_describe(exc)}"
+        return ItemResult(
+            item.name,
+            True,
+            result.media_id,
+            result.run_id,
+            result.created_objects,
+            result.changed,
+            attempts=attempt,
+            warning=warning,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MediavaultError) else f"{type(exc).__name__}: {exc}"
 
 
 def manifest_status(database: Any, vault: Vault, media_id: str, job_id: str) -> None:

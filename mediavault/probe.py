@@ -8,6 +8,9 @@ from mediavault.errors import InputError
 from mediavault.models import MediaProbe, StreamInfo
 from mediavault.sources import Source
 
+FRAME_PROBE_PACKETS = 64
+"""Packets read looking for a first decodable frame; a probe never reads the whole file."""
+
 CONTENT_TYPES = {
     "flac": "audio/flac",
     "mp3": "audio/mpeg",
@@ -47,13 +50,41 @@ def probe_media(source: Source, field: str = "media") -> MediaProbe:
                 container.duration / av.time_base if container.duration else max(durations, default=None)
             )
             probe = MediaProbe(container=container.format.name, duration_seconds=duration, streams=streams)
+            frames = _frame_evidence(container) if streams else "decoded"
     except av.error.FFmpegError as exc:
         raise InputError(
             source.display, field, f"not a readable audio/video file ({exc.strerror or exc})"
         ) from None
     if not probe.streams:
         raise InputError(source.display, field, "contains no audio or video stream")
+    if frames == "none":
+        raise InputError(source.display, field, "has a header but no audio or video frames (nothing to play)")
+    if frames == "undecodable" and not probe.duration_seconds:
+        raise InputError(
+            source.display,
+            field,
+            f"has no duration and none of its first {FRAME_PROBE_PACKETS} packets decodes to a frame",
+        )
     return probe
+
+
+def _frame_evidence(container: av.container.InputContainer) -> str:
+    """'decoded' once a frame decodes; 'undecodable' when packets carry data but none of the first
+    FRAME_PROBE_PACKETS decodes (a codec without decoder, or a slow one); 'none' for no data at
+    all, like a WAV whose header announces no frames."""
+    streams = [s for s in container.streams if s.type in ("audio", "video")]
+    with_data = 0
+    for packet in container.demux(*streams):
+        if packet.size:
+            with_data += 1
+        try:
+            if packet.decode():
+                return "decoded"
+        except av.error.FFmpegError:
+            pass
+        if with_data >= FRAME_PROBE_PACKETS:
+            break
+    return "undecodable" if with_data else "none"
 
 
 def content_type_for(probe: MediaProbe) -> str:

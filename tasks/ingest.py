@@ -143,6 +143,8 @@ def ingest_chunk(
         result = inbox.ingest_item(vault, item, defaults, settings, database, job_id)
         if result.ok:
             logger.info("%s: ok (%s, %d new objects)", item.name, result.media_id, result.created_objects)
+            if result.warning:
+                logger.warning("%s: %s", item.name, result.warning)
         else:
             logger.warning("%s: FAILED: %s", item.name, result.error)
         results.append(result)

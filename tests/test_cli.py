@@ -174,7 +174,8 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
             "MEDIAVAULT_MONGO_DATABASE": f"cli_{tmp_path.name[-16:]}",
         }
     )
-    ingested = runner.invoke(["ingest", str(JFK_MEDIA), "-o", str(JFK_JSON), "--title", "Ask not"])
+    ingest = ["ingest", str(JFK_MEDIA), "-o", str(JFK_JSON), "--title", MARKUP_TITLE, "--owner", "alice"]
+    ingested = runner.invoke(ingest)
     assert ingested.exit_code == 0, ingested.output
     media_id = next(word for word in ingested.output.split() if len(word) == 64)
     full = runner.invoke(["reindex", "--full"])
@@ -182,6 +183,12 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     found = runner.invoke(["search", '"ask not"'])
     assert found.exit_code == 0 and media_id[:12] in found.output and "0:00:00.000" in found.output
     assert "<b>ask</b>" in found.output.lower()
+    assert MARKUP_TITLE in found.output, "a title is printed as written, never as Rich markup"
+    # alice has a statement, so text or a filter read as query syntax ('*') would find it
+    assert "1 hit(s)" in runner.invoke(["search", "ask", "--owner", "alice"]).output
+    injected = runner.invoke(["search", "owner:other OR *", "--owner", "alice"])
+    assert injected.exit_code == 0 and "0 hit(s)" in injected.output, injected.output
+    assert "0 hit(s)" in runner.invoke(["search", "ask", "--owner", "*"]).output
     renamed = runner.invoke(["edit", "correct-text", media_id[:8], "0", "Ask not what your country can do."])
     assert renamed.exit_code == 0 and "1 statements re-indexed" in renamed.output, renamed.output
     assert (
@@ -189,5 +196,11 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     )
     bad = runner.invoke(["edit", "correct-text", media_id, "99", "x"])
     assert bad.exit_code == 2 and "payload.seq" in bad.output
-    injected = runner.invoke(["search", "owner:other OR *", "--owner", "nobody"])
-    assert injected.exit_code == 0 and "0 hit(s)" in injected.output
+    fixed = runner.invoke(["edit", "fix-metadata", media_id[:8], "--title", "Fixed [i]title[/i]"])
+    assert fixed.exit_code == 0, fixed.output
+    for args in (["ls"], ["ls", "--owner", "alice"], ["search", "ask"]):
+        listing = runner.invoke(args)
+        assert "Fixed [i]title[/i]" in listing.output and MARKUP_TITLE not in listing.output, listing.output
+    shown = runner.invoke(["show", media_id[:8]])
+    assert "title: Fixed [i]title[/i]   owner: alice" in shown.output, shown.output
+    assert "index: committed, manifest v3" in shown.output

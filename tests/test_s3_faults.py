@@ -281,21 +281,26 @@ def test_probabilistic_faults_on_every_request(
         assert_vault_invariants(S3Vault(s3_bucket, prefix, s3_options), {media_id})
 
 
-def test_a_409_on_the_manifest_put_is_retried_and_commits_once(
-    fault_proxy: FaultProxy, proxied_options, s3_options, s3_bucket, settings_for
+@pytest.mark.parametrize(
+    "written", [r"/manifests/[0-9a-f]{64}/v\d+\.json$", r"/journal/\d+\.json$"], ids=["manifest", "journal"]
+)
+def test_a_409_is_answered_by_repeating_the_same_put(
+    written: str, fault_proxy: FaultProxy, proxied_options, s3_options, s3_bucket, settings_for
 ) -> None:
+    """A 409 decided nothing: neither "created" nor "already exists". The same PUT is repeated."""
     vault = S3Vault(s3_bucket, "conflict-once", proxied_options)
-    manifest_put = Rule(Fault.error(409), method="PUT", path=r"/manifests/[0-9a-f]{64}/v\d+\.json$", nth=1)
-    with fault_proxy.faults(manifest_put):
+    conflict = Rule(Fault.error(409), method="PUT", path=written, nth=1)
+    with fault_proxy.faults(conflict):
         result = ingest(vault, jfk_request(), settings_for(vault))
-    assert manifest_put.fired == 1
+    assert conflict.fired == 1
     assert result.changed and result.manifest_version == 1 and result.journal_seq == 1
-    attempts = [e for e in fault_proxy.log() if e.method == "PUT" and "/manifests/" in e.target]
-    attempts = [e for e in attempts if e.target.endswith(".json")]
-    assert [e.status for e in attempts] == [409, 200], "the same PUT is repeated after the 409"
+    log = fault_proxy.log()
+    refused = next(e for e in log if e.status == 409)
+    repeated = log[log.index(refused) + 1]
+    assert (repeated.method, repeated.target, repeated.status) == ("PUT", refused.target, 200)
     direct = S3Vault(s3_bucket, "conflict-once", s3_options)
     assert manifests.manifest_versions(direct, result.media_id) == [1], "no duplicate version"
-    assert [(r.seq, r.manifest_version) for r in journal.read(direct)] == [(1, 1)]
+    assert [(r.seq, r.manifest_version) for r in journal.read(direct)] == [(1, 1)], "no gap, no duplicate"
 
 
 def test_409s_that_never_stop_end_in_a_transient_error_and_nothing_committed(
@@ -434,3 +439,22 @@ def test_proxy_passes_large_and_chunked_bodies_unchanged(
     assert connection.getresponse().status == 200
     connection.close()
     assert S3Vault(s3_bucket, "bodies", s3_options).get_bytes("chunked") == payload
+
+
+def test_a_completed_multipart_upload_whose_answer_was_lost_is_not_an_error(
+    fault_proxy: FaultProxy, proxied_options, s3_options, s3_bucket, settings_for, tmp_path
+) -> None:
+    """AWS may answer a repeated CompleteMultipartUpload (after the first landed) with 404
+    NoSuchUpload; the staged object is then complete, and the ingest goes on."""
+    media = write_noise_wav(tmp_path / "noise.wav", seconds=32, seed=SEED + 1)
+    request = IngestRequest(media=str(media), metadata={"title": "noise"}, provenance={"model": "none"})
+    complete = r"/staging/[0-9a-f]{32}\?uploadId="
+    vault = S3Vault(s3_bucket, "complete-lost", proxied_options)
+    lost = Rule(Fault.reset(after_forward=True), method="POST", path=complete, nth=1)
+    gone = Rule(Fault.error(404, "NoSuchUpload"), method="POST", path=complete, nth=2)
+    with fault_proxy.faults(lost, gone):
+        result = ingest(vault, request, settings_for(vault))
+    assert lost.fired == gone.fired == 1
+    direct = S3Vault(s3_bucket, "complete-lost", s3_options)
+    assert direct.get_bytes(f"media/{result.media_id}/original") == media.read_bytes()
+    assert list(direct.list_keys("staging/")) == []

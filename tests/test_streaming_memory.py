@@ -36,7 +36,7 @@ from mediavault.vault.s3 import S3Vault
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_MIB = 160
-PARQUET_TEXT_MIB = 160  # random letters: the Parquet file is about 60 % of this
+PARQUET_TEXT_MIB = 200  # random letters: the Parquet file is about 60 % of this
 WARM_UP_TEXT_MIB = 20
 MIB = 1024 * 1024
 BIG_RUN_ID = "b" * 32

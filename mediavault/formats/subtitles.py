@@ -10,8 +10,9 @@ from mediavault.formats.transcript import Statement, Transcript
 from mediavault.formats.validate import FieldChecker
 
 _SPEAKER_PREFIX = re.compile(r"^\[(?P<speaker>[^\]\n]{1,200})\]: ")
-_SRT_TIME = re.compile(r"^(\d{1,}):([0-5]\d):([0-5]\d)[,.](\d{3})$")
-_VTT_TIME = re.compile(r"^(?:(\d{1,}):)?([0-5]\d):([0-5]\d)\.(\d{3})$")
+# Hours: up to 9 digits (over 100,000 years), so a timestamp always converts to a finite float.
+_SRT_TIME = re.compile(r"^(\d{1,9}):([0-5]\d):([0-5]\d)[,.](\d{3})$")
+_VTT_TIME = re.compile(r"^(?:(\d{1,9}):)?([0-5]\d):([0-5]\d)\.(\d{3})$")
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -104,9 +105,22 @@ def format_timestamp(seconds: float, always_include_hours: bool, decimal_marker:
     return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
 
 
+def _no_arrow(text: str) -> str:
+    # Repeat: a single pass turns "--->" into "-->".
+    while "-->" in text:
+        text = text.replace("-->", "->")
+    return text
+
+
 def _cue_text(statement: Statement) -> str:
-    text = statement.text.strip().replace("-->", "->")
-    return f"[{statement.speaker}]: {text}" if statement.speaker else text
+    """The cue body, safe to embed: no blank or whitespace-only line (which would end the cue
+    early and start another), no '-->' (a timing line), every line break a line feed."""
+    text = statement.text.strip().replace("\r\n", "\n").replace("\r", "\n")
+    text = _no_arrow("\n".join(line for line in text.split("\n") if line.strip()))
+    if statement.speaker:
+        speaker = _no_arrow(re.sub(r"[\r\n]+", " ", statement.speaker))
+        return f"[{speaker}]: {text}"
+    return text
 
 
 def _cues(statements: Iterable[Statement]) -> Iterable[Statement]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from mediavault.errors import InputError
@@ -14,11 +15,59 @@ from mediavault.formats.transcript import (
     Transcript,
     Word,
 )
-from mediavault.formats.validate import FieldChecker
+from mediavault.formats.validate import MAX_LANGUAGE_CHARS, MAX_SPEAKER_CHARS, FieldChecker
+
+MAX_JSON_DEPTH = 64
+"""Real outputs nest about six levels deep; deeper documents are hostile (and recursion-prone)."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of the 64-bit floating point range")
+    return value
+
+
+def _json_path(path: tuple[str | int, ...]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "(document)"
+
+
+def _unencodable(value: str) -> bool:
+    """Lone surrogates (a JSON escape like \\ud800 alone) cannot be stored as UTF-8."""
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_structure(document: Any, file: str) -> None:
+    """Nesting depth and storable strings everywhere, keys included (iterative: no recursion)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _unencodable(value):
+                raise InputError(file, _json_path(path), "contains an unpaired UTF-16 surrogate escape")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if len(path) >= MAX_JSON_DEPTH:
+            raise InputError(file, _json_path(path), f"nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(value))
+            continue
+        for key, item in value.items():
+            if _unencodable(key):
+                raise InputError(file, _json_path(path), "has a key with an unpaired UTF-16 surrogate escape")
+            stack.append((item, (*path, key)))
 
 
 def decode_json(data: bytes, file: str) -> Any:
@@ -28,7 +77,9 @@ def decode_json(data: bytes, file: str) -> Any:
     except UnicodeDecodeError as exc:
         raise InputError(file, f"byte {exc.start}", "is not valid UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise InputError(file, "(document)", f"nests deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         at_end = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
@@ -36,13 +87,16 @@ def decode_json(data: bytes, file: str) -> Any:
         raise InputError(file, where, f"invalid JSON: {exc.msg}{hint}") from None
     except ValueError as exc:
         raise InputError(file, "(document)", str(exc)) from None
+    _check_structure(document, file)
+    return document
 
 
 def looks_like_whisper(document: Any) -> bool:
     """openai-whisper / faster-whisper segments carry decoder fields (tokens, seek)."""
     segments = document.get("segments") if isinstance(document, dict) else None
     return (
-        bool(segments)
+        isinstance(segments, list)
+        and bool(segments)
         and isinstance(segments[0], dict)
         and ("tokens" in segments[0] or "seek" in segments[0])
     )
@@ -63,7 +117,7 @@ def _parse_word(check: FieldChecker, raw: Any, path: str) -> Word:
         probability=check.number(
             raw.get("probability"), f"{path}.probability", required=False, non_negative=False
         ),
-        speaker=check.text(raw.get("speaker"), f"{path}.speaker", required=False),
+        speaker=check.label(raw.get("speaker"), f"{path}.speaker", MAX_SPEAKER_CHARS),
         extra=extra or None,
     )
 
@@ -84,12 +138,7 @@ def _parse_segment(check: FieldChecker, raw: Any, seq: int) -> Statement:
         extra["words"] = None
     elif words_raw is not None:
         raise check.fail(f"{path}.words", f"must be a list, got {type(words_raw).__name__}")
-    tokens = raw.get("tokens")
-    if tokens is not None and (
-        not isinstance(tokens, list)
-        or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)
-    ):
-        raise check.fail(f"{path}.tokens", "must be a list of integers")
+    tokens = check.integer_list(raw.get("tokens"), f"{path}.tokens")
     numbers = {
         name: check.number(raw.get(name), f"{path}.{name}", required=False, non_negative=False)
         for name in SEGMENT_NUMBER_FIELDS
@@ -99,7 +148,7 @@ def _parse_segment(check: FieldChecker, raw: Any, seq: int) -> Statement:
         start=start or 0.0,
         end=end or 0.0,
         text=check.text(raw.get("text"), f"{path}.text", required=True) or "",
-        speaker=check.text(raw.get("speaker"), f"{path}.speaker", required=False),
+        speaker=check.label(raw.get("speaker"), f"{path}.speaker", MAX_SPEAKER_CHARS),
         words=words,
         segment_id=check.integer(raw.get("id"), f"{path}.id"),
         seek=check.integer(raw.get("seek"), f"{path}.seek"),
@@ -121,7 +170,7 @@ def parse_whisper_json(
     if not isinstance(segments, list):
         raise check.fail("segments", "is required and must be a list of segment objects")
     statements = [_parse_segment(check, raw, seq) for seq, raw in enumerate(segments)]
-    language = check.text(document.get("language"), "language", required=False)
+    language = check.label(document.get("language"), "language", MAX_LANGUAGE_CHARS)
     top_level = {k: v for k, v in document.items() if k not in ("segments", "word_segments")}
     transcript = Transcript(
         format=format_name or ("whisper-json" if looks_like_whisper(document) else "whisperx-json"),

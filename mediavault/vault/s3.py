@@ -278,7 +278,7 @@ class S3Vault:
                 return True
             except ClientError as exc:
                 retried = retried or _retry_attempts(exc) > 0
-                if _is_conflict(exc) and False:
+                if _is_conflict(exc):
                     if attempt < attempts:
                         time.sleep(pause * random.uniform(0.5, 1.5))
                         pause = min(pause * 2, MAX_CONFLICT_PAUSE_SECONDS)
@@ -372,13 +372,18 @@ class S3Vault:
         self._ensure_writable()
         reader = HashingReader(stream, progress)
         staged = self.prefix + staging_key(uuid.uuid4().hex)
-        self.client.upload_fileobj(
-            reader,
-            self.bucket,
-            staged,
-            Config=self.transfer,
-            ExtraArgs={"ContentType": content_type or "application/octet-stream"},
-        )
+        try:
+            self.client.upload_fileobj(
+                reader,
+                self.bucket,
+                staged,
+                Config=self.transfer,
+                ExtraArgs={"ContentType": content_type or "application/octet-stream"},
+            )
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload":
+                raise
+            self._check_completed_upload(staged, reader.size, exc)
         try:
             key = key_for(reader.sha256)
             full_key = self._key(key)
@@ -388,6 +393,21 @@ class S3Vault:
         finally:
             self.client.delete_object(Bucket=self.bucket, Key=staged)
         return PutResult(key, reader.sha256, reader.size, created=created)
+
+    def _check_completed_upload(self, staged: str, size: int, exc: ClientError) -> None:
+        """A repeated CompleteMultipartUpload whose first attempt landed (its answer lost) finds
+        no upload any more. The staged key is ours alone: if it holds every byte, the upload is done."""
+        try:
+            stored = int(self.client.head_object(Bucket=self.bucket, Key=staged)["ContentLength"])
+        except ClientError as head_exc:
+            if not _is_not_found(head_exc):
+                raise
+            stored = None
+        if stored != size:
+            raise TransientError(
+                f"the multipart upload to s3://{self.bucket}/{staged} disappeared before it completed "
+                f"({_code(exc)}; aborted by a staging cleanup?); retry the upload"
+            ) from exc
 
     def _server_side_copy(
         self, source_key: str, target_key: str, size: int, sha256: str, content_type: str | None
