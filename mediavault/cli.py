@@ -631,7 +631,13 @@ def reindex_command(
         )
     except Exception as exc:
         _fail(exc)
+    quarantined = result.pop("quarantined", None) or []
     console.print(escape(", ".join(f"{k}: {v}" for k, v in result.items())))
+    if quarantined:
+        table = Table("media id", "reason", title=f"quarantined: {len(quarantined)} (retried every run)")
+        for item in quarantined:
+            table.add_row(escape(str(item["media_id"])), escape(str(item["error"])))
+        console.print(table)
 
 
 @app.command("stats")
@@ -729,9 +735,12 @@ def verify_command(
         result = verify_flow(sample_percent=sample, config_block=config_block, vault_url=vault)
     except Exception as exc:
         _fail(exc)
+    swept = result["journal_sweep"]
     console.print(
         f"ok: {result['checked']} objects ({result['bytes_checked']:,} bytes) match; "
-        f"report {escape(str(result['report_key']))}"
+        f"{len(result.get('unverified') or [])} unverified (cold, not readable); "
+        + (f"journal sweep repaired {swept['repaired']}; " if swept["enabled"] else "journal sweep off; ")
+        + f"report {escape(str(result['report_key']))}"
     )
 
 

@@ -403,9 +403,7 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
         if generation is None or not consistent(target):
             report = full_rebuild(target, lease=held)
             return {"mode": "full", "recovered": recovered, **report.as_dict()}
-        repaired = (
-            manifests.sweep_unjournaled(target.vault) if hasattr(manifests, "sweep_unjournaled") else []
-        )
+        repaired = manifests.sweep_unjournaled(target.vault)
         checkpoint = target.store.checkpoint(generation)
         retried = [q["media_id"] for q in target.store.quarantined(generation)]
         if retried:

@@ -204,3 +204,12 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     shown = runner.invoke(["show", media_id[:8]])
     assert "title: Fixed [i]title[/i]   owner: alice" in shown.output, shown.output
     assert "index: committed, manifest v3" in shown.output
+    verified = runner.invoke(["verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "0 unverified" in verified.output and "journal sweep repaired 0" in verified.output
+
+    statements = next((home / "vault" / "media" / media_id).rglob("statements.parquet"))
+    statements.write_bytes(b"PAR1" + b"\0" * (statements.stat().st_size - 8) + b"PAR1")
+    poisoned = runner.invoke(["reindex", "--full"])
+    assert poisoned.exit_code == 0 and "switched: True" in poisoned.output, poisoned.output
+    assert "quarantined: 1 (retried every run)" in poisoned.output and media_id in poisoned.output
