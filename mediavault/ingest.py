@@ -88,6 +88,7 @@ class StoredRun:
     run: Run
     artifacts: list[Artifact]
     created_objects: int
+    existing: bool = False  # the run is already committed; ``artifacts`` are the ones stored again
 
 
 @dataclass
@@ -245,8 +246,13 @@ def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRu
     records = _output_records(prepared)
     run_id = compute_run_id(records, prepared.provenance)
     committed = manifests.latest_manifest(vault, media_id)
-    if committed is not None and (existing := committed.run(run_id)) is not None:
-        return StoredRun(existing, [a for a in committed.artifacts if a.run_id == run_id], 0)
+    existing = committed.run(run_id) if committed is not None else None
+    expired: set[str] = set()
+    if committed is not None and existing is not None:
+        # The same outputs again: only objects retention expired are stored again (revived).
+        expired = {a.key for a in committed.artifacts if a.run_id == run_id and a.tier == "expired"}
+        if not expired:
+            return StoredRun(existing, [], 0, existing=True)
     transcript = primary.transcript
     language = transcript.language or prepared.metadata.language
     pieces: list[tuple[str, bytes, str, str, str | None]] = []
@@ -302,9 +308,13 @@ def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRu
     artifacts: list[Artifact] = []
     created = 0
     for key, data, kind, content_type, format_name in pieces:
+        if existing is not None and key not in expired:
+            continue
         artifact, was_created = _put_derived(vault, key, data, kind, content_type, run_id, format_name)
         artifacts.append(artifact)
         created += was_created
+    if existing is not None:
+        return StoredRun(existing, artifacts, created, existing=True)
     run = Run(
         run_id=run_id,
         provenance=prepared.provenance,
@@ -332,7 +342,12 @@ def commit_ingest(
     pin_key = pins.pin(vault, media_id)
     try:
         pins.wait_unclaimed(vault, media_id)
-        referenced = [media, *(stored.artifacts if stored else [])]
+        # Only what this commit may newly reference (or revive) has to exist; an artifact the
+        # committed manifest already archived or expired is not named as a hot object again.
+        current = manifests.latest_manifest(vault, media_id)
+        current_media = next((a for a in current.artifacts if a.kind == "media"), None) if current else None
+        referenced = [*([media] if current_media is None or current_media.tier != "archive" else [])]
+        referenced += stored.artifacts if stored else []
         missing = [a.key for a in referenced if vault.head(a.key) is None]
         if missing:
             raise ObjectsVanished(missing)
@@ -367,13 +382,25 @@ def _commit_manifest(
                 artifacts=[media, *(stored.artifacts if stored else [])],
                 ingested_at=utc_now(),
             )
-        if stored is None or current.run(stored.run.run_id) is not None:
-            return None
         updated = current.model_copy(deep=True)
+        # The user supplied again what retention expired: it is hot again.
+        revived = {media.key: media, **{a.key: a for a in (stored.artifacts if stored else [])}}
+        changed = False
+        for index, artifact in enumerate(updated.artifacts):
+            if artifact.tier == "expired" and artifact.key in revived:
+                updated.artifacts[index] = revived[artifact.key].model_copy(
+                    update={"tier_changed_at": utc_now()}
+                )
+                changed = True
+        updated.change = "restore"
+        if stored is not None and current.run(stored.run.run_id) is None:
+            updated.change = "new-run"
+            updated.runs.append(stored.run)
+            updated.artifacts.extend(stored.artifacts)
+            changed = True
+        if not changed:
+            return None
         updated.created_at = utc_now()
-        updated.change = "new-run"
-        updated.runs.append(stored.run)
-        updated.artifacts.extend(stored.artifacts)
         return updated
 
     return manifests.commit(vault, media_id, derive, stored.run.run_id if stored else None)

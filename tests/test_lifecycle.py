@@ -173,6 +173,28 @@ def test_expiry_only_where_a_policy_says_so(vault: Vault, settings_for) -> None:
     assert manifest.edits == [] and vault.head(f"manifests/{media_id}/v00000001.json"), "manifests stay"
 
 
+def test_ingesting_again_after_archive_and_expiry_commits_and_revives_what_expired(
+    vault: Vault, settings_for
+) -> None:
+    """Found by the model test: the same media and outputs again, after the media was archived
+    and the outputs expired, must not fail (nothing it names as hot is missing); the outputs
+    the user supplied again are hot again, the archived media stays archived."""
+    settings = settings_for(vault)
+    media_id = ingest_jfk(vault, settings)
+    policies = Policies.model_validate(
+        {"ai_outputs": {"action": "expire", "after_days": 0}, "media": {"action": "archive", "after_days": 0}}
+    )
+    assert not run(vault, policies, dry_run=False, now=utc_now() + DAYS).errors
+    assert set(tiers(vault, media_id).values()) == {"archive", "expired"}
+
+    assert ingest_jfk(vault, settings) == media_id
+    revived = tiers(vault, media_id)
+    assert revived.pop("media") == "archive" and set(revived.values()) == {"hot"}, revived
+    assert_every_artifact_has_a_copy(vault, media_id)
+    assert manifests.latest_manifest(vault, media_id).change == "restore"
+    assert ingest(vault, IngestRequest(media=str(JFK_MEDIA)), settings).changed is False
+
+
 def test_staging_and_failed_ingest_leftovers_expire(vault: Vault, settings_for) -> None:
     ingest_jfk(vault, settings_for(vault))
     leftover = plant_staging_leftover(vault)
