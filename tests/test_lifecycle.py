@@ -195,6 +195,19 @@ def test_ingesting_again_after_archive_and_expiry_commits_and_revives_what_expir
     assert ingest(vault, IngestRequest(media=str(JFK_MEDIA)), settings).changed is False
 
 
+def test_media_is_archived_after_a_policy_expired_its_outputs(vault: Vault, settings_for) -> None:
+    """Found by the stress test: outputs expired on purpose are not "damaged" outputs."""
+    media_id = ingest_jfk(vault, settings_for(vault))
+    expire_outputs = {
+        "ai_outputs": {"action": "expire", "after_days": 0},
+        "media": {"action": "keep", "after_days": 0},
+    }
+    assert not run(vault, Policies.model_validate(expire_outputs), dry_run=False, now=utc_now() + DAYS).errors
+    report = run(vault, Policies(), dry_run=False, now=utc_now() + 100 * DAYS)
+    assert not report.errors, report.errors
+    assert tiers(vault, media_id)["media"] == "archive" and vault.head(f"media/{media_id}/original") is None
+
+
 def test_staging_and_failed_ingest_leftovers_expire(vault: Vault, settings_for) -> None:
     ingest_jfk(vault, settings_for(vault))
     leftover = plant_staging_leftover(vault)

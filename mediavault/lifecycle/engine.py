@@ -126,6 +126,10 @@ def plan(vault: Vault, policies: Policies, now: datetime | None = None) -> list[
                         "finish-archive", artifact.key, reason="hot copy left by an interrupted run", **common
                     )
                 )
+            elif artifact.tier == "expired" and vault.head(artifact.key) is not None:
+                actions.append(
+                    Action("expire", artifact.key, reason="hot copy left by an interrupted expiry", **common)
+                )
             elif rule.action == "archive" and artifact.tier == "hot" and age >= rule.after_days:
                 actions.append(
                     Action("archive", artifact.key, reason=f"older than {rule.after_days:g} days", **common)
@@ -224,10 +228,11 @@ def copy_to_archive(
 
 
 def _derived_outputs_safe(vault: Vault, manifest: Manifest, archived: dict[str, ArchiveCopy]) -> bool:
-    """Audio goes only when every output derived from it is stored and verified somewhere."""
+    """Audio goes only when every output derived from it is stored and verified somewhere
+    (outputs a policy expired are gone on purpose, not damaged)."""
     reader = ArtifactReader(vault)
     for artifact in manifest.artifacts:
-        if artifact.kind == "media":
+        if artifact.kind == "media" or artifact.tier == "expired":
             continue
         if artifact.key in archived:
             continue  # just copied and verified
@@ -331,6 +336,7 @@ def finish_archive(vault: Vault, media_id: str, hook: Hook, report: LifecycleRep
     if manifest is None or manifest.legal_hold:
         return
     reader = ArtifactReader(vault)
+    deletable: list[Artifact] = []
     for artifact in manifest.artifacts:
         if artifact.tier != "archive" or artifact.archive is None or vault.head(artifact.key) is None:
             continue
@@ -347,10 +353,47 @@ def finish_archive(vault: Vault, media_id: str, hook: Hook, report: LifecycleRep
                 }
             )
             continue
-        hook("delete", artifact.key)
-        vault.delete(artifact.key)
-        report.done.append(
-            Action("archive", artifact.key, media_id, KIND_CLASS[artifact.kind], "archive", artifact.size)
+        deletable.append(artifact)
+    _delete_under_claim(vault, media_id, deletable, "archive", hook, report)
+
+
+def _not_hot_elsewhere(vault: Vault, media_id: str) -> set[str]:
+    """Keys the latest manifest names as hot: a concurrent restore or re-ingest keeps them."""
+    latest = manifests.latest_manifest(vault, media_id)
+    return {a.key for a in latest.artifacts if a.tier == "hot"} if latest else set()
+
+
+def _delete_under_claim(
+    vault: Vault,
+    media_id: str,
+    artifacts: list[Artifact],
+    action: str,
+    hook: Hook,
+    report: LifecycleReport,
+    also: Callable[[Artifact], None] | None = None,
+) -> None:
+    """Delete hot copies the committed manifest moved off the hot tier, under the claim protocol
+    (``mediavault.vault.pins``): a commit that made one hot again in the meantime keeps it."""
+    if not artifacts:
+        return
+    by_key = {a.key: a for a in artifacts}
+
+    def delete(key: str) -> None:
+        hook("delete", key)
+        vault.delete(key)
+        if also:
+            also(by_key[key])
+
+    deleted, kept_because = pins.collect(
+        vault, media_id, list(by_key), lambda: _not_hot_elsewhere(vault, media_id), delete
+    )
+    for key in deleted:
+        artifact = by_key[key]
+        tier = "expired" if action == "expire" else action
+        report.done.append(Action(action, key, media_id, KIND_CLASS[artifact.kind], tier, artifact.size))
+    if kept_because:
+        report.skipped.extend(
+            {"media_id": media_id, "key": key, "reason": kept_because} for key in by_key if key not in deleted
         )
 
 
@@ -362,15 +405,14 @@ def expire_media(vault: Vault, media_id: str, keys: list[str], hook: Hook, repor
     if _commit_tiers(vault, media_id, {k: ("expired", None) for k in keys}, "delete") is None:
         return
     reader = ArtifactReader(vault)
-    for artifact in manifests.latest_manifest(vault, media_id).artifacts:
-        if artifact.key in keys and artifact.tier == "expired":
-            hook("delete", artifact.key)
-            vault.delete(artifact.key)
-            if artifact.archive:
-                reader.archive_vault(artifact.archive.tier_url).delete(artifact.archive.key)
-            report.done.append(
-                Action("expire", artifact.key, media_id, KIND_CLASS[artifact.kind], "expired", artifact.size)
-            )
+    latest = manifests.latest_manifest(vault, media_id)
+    expired = [a for a in latest.artifacts if a.key in keys and a.tier == "expired"]
+
+    def delete_archive_copy(artifact: Artifact) -> None:
+        if artifact.archive:
+            reader.archive_vault(artifact.archive.tier_url).delete(artifact.archive.key)
+
+    _delete_under_claim(vault, media_id, expired, "expire", hook, report, delete_archive_copy)
 
 
 def run(
