@@ -342,12 +342,9 @@ def commit_ingest(
     pin_key = pins.pin(vault, media_id)
     try:
         pins.wait_unclaimed(vault, media_id)
-        # Only what this commit may newly reference (or revive) has to exist; an artifact the
-        # committed manifest already archived or expired is not named as a hot object again.
-        current = manifests.latest_manifest(vault, media_id)
-        current_media = next((a for a in current.artifacts if a.kind == "media"), None) if current else None
-        referenced = [*([media] if current_media is None or current_media.tier != "archive" else [])]
-        referenced += stored.artifacts if stored else []
+        # What this commit may name as hot: the media (new, or revived if it had expired) and the
+        # run's objects (new, or the expired ones stored again). The pin keeps them from here on.
+        referenced = [media, *(stored.artifacts if stored else [])]
         missing = [a.key for a in referenced if vault.head(a.key) is None]
         if missing:
             raise ObjectsVanished(missing)

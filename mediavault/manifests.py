@@ -120,7 +120,14 @@ def commit(
             return CommitResult(current, False, ensure_journaled(vault, current, run_id))
         proposed.version = current.version + 1 if current else 1
         proposed.previous_version = current.version if current else None
-        _check_artifacts_exist(vault, proposed)
+        try:
+            _check_artifacts_exist(vault, proposed)
+        except IntegrityError:
+            # A concurrent commit (an archive or expiry) moved an object since ``current`` was
+            # read: derive again from the newer version. Otherwise the object is really missing.
+            if manifest_versions(vault, media_id)[-1:] != [current.version if current else None]:
+                continue
+            raise
         key = manifest_key(media_id, proposed.version)
         if vault.put_bytes(key, proposed.to_bytes(), "application/json").created:
             return CommitResult(proposed, True, ensure_journaled(vault, proposed, run_id))

@@ -39,6 +39,7 @@ from mediavault.search import SearchIndex
 from mediavault.vault.base import Vault
 
 JOURNAL_CHUNK = 500
+PROJECTION_ATTEMPTS = 5
 Progress = Callable[[int, int], None]
 
 
@@ -92,7 +93,7 @@ def project_media(
     written, projected = 0, []
     for media_id in media_ids:
         try:
-            written += _project_one(target, generation, media_id, replace, digests)
+            written += _project_settled(target, generation, media_id, replace, digests)
             projected.append(media_id)
         except Exception as exc:
             if is_transient(exc):
@@ -102,8 +103,31 @@ def project_media(
     return written
 
 
-def _project_one(
+def _project_settled(
     target: IndexTarget, generation: int, media_id: str, replace: bool, digests: ProjectedDigests | None
+) -> int:
+    """Project one item. A failure while a concurrent commit changed the item (the lifecycle
+    archived or expired an object the older manifest named as hot) is retried from the newer
+    manifest; only a failure on an unchanged manifest is the record's own."""
+    for attempt in range(1, PROJECTION_ATTEMPTS + 1):
+        seen: list[int] = []
+        try:
+            return _project_one(target, generation, media_id, replace or attempt > 1, digests, seen)
+        except Exception as exc:
+            if is_transient(exc) or attempt == PROJECTION_ATTEMPTS or not seen:
+                raise
+            if manifests.manifest_versions(target.vault, media_id)[-1:] == seen:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _project_one(
+    target: IndexTarget,
+    generation: int,
+    media_id: str,
+    replace: bool,
+    digests: ProjectedDigests | None,
+    seen_version: list[int] | None = None,
 ) -> int:
     if replace:
         target.search.delete_media(generation, media_id)
@@ -114,6 +138,8 @@ def _project_one(
             digests.forget(media_id)
         return 0
     projection, batches = projected
+    if seen_version is not None:
+        seen_version.append(projection.media_doc["manifest_version"])
     target.store.upsert(generation, [projection.media_doc])
     statement_digest = DigestSet()
     for batch in batches:

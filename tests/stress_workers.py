@@ -92,6 +92,8 @@ def _lifecycle(vault: Vault, spec: WorkerSpec, rng: random.Random) -> str:
         return f"restored {len(restored['restored'])}"
     actions = ["archive", "expire", "keep"]
     policies = Policies(
+        # In-flight staging files look 8 days old too; their protection is the grace period.
+        staging=Rule(action="keep", after_days=0),
         media=Rule(action=rng.choice(actions), after_days=0, compress=rng.random() < 0.5),
         ai_outputs=Rule(action=rng.choice(actions), after_days=0, compress=rng.random() < 0.5),
     )
