@@ -41,6 +41,14 @@ settings_profiles.register_profile(
 settings_profiles.load_profile("long" if LONG_HARDENING else "ci")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long hardening runs outlast the default per-test timeout."""
+    if LONG_HARDENING:
+        for item in items:
+            if item.get_closest_marker("hardening"):
+                item.add_marker(pytest.mark.timeout(4 * 3600))
+
+
 def hardening_scale(short: float, long: float) -> float:
     """A bound (seconds, steps, processes) for stress tests: short in CI, long by hand."""
     return long if LONG_HARDENING else short
