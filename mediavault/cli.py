@@ -640,6 +640,35 @@ def reindex_command(
         console.print(table)
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    vault: VaultOption = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /api/docs). Create tokens with 'mediavault token create'."""
+    import uvicorn
+
+    from mediavault.access.tokens import any_tokens
+    from mediavault.web import create_app
+
+    settings = _settings(vault)
+    if host not in LOOPBACK_HOSTS and not any_tokens(vault_from_settings(settings)):
+        _fail(
+            ConfigurationError(
+                f"refusing to listen on {host}: no API token exists yet, so nobody could use it safely. "
+                "Create one with 'mediavault token create --owner OWNER --role admin', or bind 127.0.0.1"
+            )
+        )
+    console.print(f"serving on http://{escape(host)}:{port}  (API docs: /api/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
+
+
 @app.command("stats")
 def stats_command(
     vault: VaultOption = None,

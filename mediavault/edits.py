@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mediavault import SCHEMA_VERSION, manifests
-from mediavault.errors import InputError
+from mediavault.errors import InputError, PreconditionFailed
 from mediavault.models import EditRef, Manifest, MediaMetadata, utc_now
 from mediavault.vault.base import Vault
 
@@ -123,13 +123,23 @@ class EditResult:
 
 
 def add_edit(
-    vault: Vault, media_id: str, kind: str, payload: dict[str, Any], author: str | None = None
+    vault: Vault,
+    media_id: str,
+    kind: str,
+    payload: dict[str, Any],
+    author: str | None = None,
+    expected_version: int | None = None,
 ) -> EditResult:
-    """Store an edit overlay and commit it: overlay object, new manifest version, journal record."""
+    """Store an edit overlay and commit it: overlay object, new manifest version, journal record.
+
+    With ``expected_version``, the edit commits only on top of that manifest version
+    (``PreconditionFailed`` otherwise), as for an HTTP ``If-Match``."""
     clean = validate_payload(kind, payload)
     current = manifests.latest_manifest(vault, media_id)
     if current is None:
         raise InputError(media_id, "media_id", "no such media item in the vault")
+    if expected_version is not None and current.version != expected_version:
+        raise PreconditionFailed(expected_version, current.version)
     if kind == "correct-text":
         run = current.run(clean["run_id"])
         if run is None:
@@ -154,6 +164,8 @@ def add_edit(
         assert latest is not None
         if any(e.edit_id == ref.edit_id for e in latest.edits):
             return None
+        if expected_version is not None and latest.version != expected_version:
+            raise PreconditionFailed(expected_version, latest.version)
         updated = latest.model_copy(deep=True)
         updated.created_at = utc_now()
         updated.change = "edit"

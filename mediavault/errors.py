@@ -41,6 +41,15 @@ class ConflictError(TransientError):
     """A concurrent writer won a conditional write; re-read and try again."""
 
 
+class PreconditionFailed(TerminalError):
+    """The caller's expected version (an HTTP If-Match) is no longer the latest: someone else
+    changed the item first. Not retried: the caller must look at the new version."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"expected manifest version {expected}, the latest is {current}")
+        self.expected, self.current = expected, current
+
+
 class ObjectsVanished(MediavaultError):
     """Objects a commit was about to reference were removed by garbage collection meanwhile.
 

@@ -9,6 +9,8 @@ every access, so they never see a half-built generation.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +30,30 @@ QUARANTINE = "quarantine"
 DUPLICATE_KEY = 11000
 UPSERT_ATTEMPTS = 5
 LEGACY_MEDIA = "media"
+
+
+SORT_FIELDS = {
+    "created": ("ingested_at", False),
+    "-created": ("ingested_at", True),
+    "title": ("title", False),
+}
+
+
+@dataclass
+class MediaListQuery:
+    """Filters of a media listing; every value is a plain string (checked by the caller's model)."""
+
+    owner: str | None = None
+    tag: str | None = None
+    status: str | None = None
+    tier: str | None = None
+    language: str | None = None
+    since: str | None = None  # ISO 8601 UTC, compared with the stored ISO strings
+    until: str | None = None
+    words: list[str] = dataclass_field(default_factory=list)
+    sort: str = "-created"
+    limit: int = 50
+    after: tuple[Any, str] | None = None
 
 
 def collection_name(generation: int) -> str:
@@ -242,6 +268,48 @@ class MongoIndexStore:
                 raise InputError("query", field, f"must be a string, got {type(value).__name__}")
             query[field] = {"$eq": value}
         return list(live_media_collection(self.database).find(query).sort("_id", ASCENDING).limit(limit))
+
+    def list_media(self, query: MediaListQuery) -> tuple[list[dict[str, Any]], tuple[Any, str] | None]:
+        """One page of live media documents and the key to continue after (keyset paging).
+
+        Values are compared with ``$eq``/``$gte``/``$lt`` only, and ``words`` are matched as
+        escaped literals, so nothing a caller sends can become a query operator."""
+        clauses: list[dict[str, Any]] = []
+        for name, value in (
+            ("owner", query.owner),
+            ("tags", query.tag),
+            ("status", query.status),
+            ("tier", query.tier),
+            ("language", query.language),
+        ):
+            if value is not None:
+                clauses.append({name: {"$eq": value}})
+        if query.since is not None:
+            clauses.append({"ingested_at": {"$gte": query.since}})
+        if query.until is not None:
+            clauses.append({"ingested_at": {"$lt": query.until}})
+        for word in query.words:
+            clauses.append({"title": {"$regex": re.escape(word), "$options": "i"}})
+        key, descending = SORT_FIELDS[query.sort]
+        if query.after is not None:
+            value, last_id = query.after
+            beyond = "$lt" if descending else "$gt"
+            if value is None:  # null sorts first ascending: every non-null title comes after
+                clauses.append({"$or": [{key: {"$ne": None}}, {key: None, "_id": {"$gt": last_id}}]})
+            else:
+                tie = {key: {"$eq": value}, "_id": {beyond: last_id}}
+                clauses.append({"$or": [{key: {beyond: value}}, tie]})
+        direction = -1 if descending else ASCENDING
+        cursor = (
+            live_media_collection(self.database)
+            .find({"$and": clauses} if clauses else {})
+            .sort([(key, direction), ("_id", direction)])
+            .limit(query.limit + 1)
+        )
+        documents = list(cursor)
+        page, more = documents[: query.limit], len(documents) > query.limit
+        after = (page[-1].get(key), page[-1]["_id"]) if more and page else None
+        return page, after
 
     def media(self, media_id: str) -> dict[str, Any] | None:
         """The live media document of one item (``mediavault show``); only a full hex id is accepted."""

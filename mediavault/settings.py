@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +83,27 @@ class IngestLimits(BaseModel):
     )
 
 
+class WebOptions(BaseModel):
+    """The HTTP API and dashboard (``mediavault serve``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_secret: SecretStr | None = Field(
+        None, description="Signs session cookies and local download URLs; default: made once in the home"
+    )
+    session_hours: float = Field(12.0, gt=0, description="Lifetime of a browser session")
+    stream_url_ttl_seconds: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Presigned stream URLs (S3): long enough to seek"
+    )
+    share_url_ttl_seconds: int = Field(
+        24 * 3600, ge=60, le=7 * 24 * 3600, description="Signed download URLs for sharing"
+    )
+    public_s3_endpoint_url: str | None = Field(
+        None, description="Sign S3 URLs for this endpoint (behind a proxy, split-horizon DNS)"
+    )
+    login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins allowed per client address")
+    audit_flush_seconds: float = Field(2.0, gt=0, description="Crash loss window of the audit log")
+
+
 class MediavaultSettings(BaseSettings):
     """Every knob mediavault has. Env prefix ``MEDIAVAULT_``, nested with ``__``."""
 
@@ -111,6 +132,7 @@ class MediavaultSettings(BaseSettings):
     limits: IngestLimits = Field(default_factory=IngestLimits)
     batch_chunk_size: int = 8
     batch_max_concurrency: int = 4
+    web: WebOptions = Field(default_factory=WebOptions)
 
     def resolved_vault_url(self) -> str:
         return self.vault_url or (self.home / "vault").resolve().as_uri()

@@ -55,8 +55,9 @@ def connect(vault: Vault) -> tuple[duckdb.DuckDBPyConnection, str]:
     return con, f"s3://{vault.bucket}/{vault.prefix}manifests/*/v*.json"
 
 
-def storage_stats(vault: Vault) -> dict[str, Any]:
-    """Use by artifact class and tier, and growth by month of first ingest (latest manifests)."""
+def storage_stats(vault: Vault, owner: str | None = None) -> dict[str, Any]:
+    """Use by artifact class and tier, and growth by month of first ingest (latest manifests);
+    with ``owner``, only that owner's media (the owner recorded at ingest)."""
     if not any(True for _ in vault.list_keys("manifests/")):
         return {"media": 0, "objects": 0, "bytes": 0, "by_class": [], "by_tier": [], "growth": []}
     con, pattern = connect(vault)
@@ -66,8 +67,10 @@ def storage_stats(vault: Vault) -> dict[str, Any]:
         f"read_json({source}, format='auto', union_by_name=true, maximum_object_size={MAX_MANIFEST_BYTES}) "
         "qualify row_number() over (partition by media_id order by version desc) = 1"
     )
+    scope = "" if owner is None else " where metadata.owner = " + "'" + owner.replace("'", "''") + "'"
     con.execute(
         "create temp view artifacts as select media_id, ingested_at, unnest(artifacts) as a from latest"
+        + scope
     )
 
     def rows(sql: str) -> list[dict[str, Any]]:

@@ -127,3 +127,22 @@ def manifest_fields(vault: Vault, manifest: Manifest) -> dict[str, Any]:
 
     document = media_document(manifest, load_applied_edits(vault, manifest))
     return {k: v for k, v in document.items() if k not in ("_id", "status")}
+
+
+def status_document(database: Database, media_id: str) -> dict[str, Any] | None:
+    """The live media record's status fields (``media_id`` must be a validated id)."""
+    from mediavault.index_store import live_media_collection
+
+    return live_media_collection(database).find_one(
+        {"_id": {"$eq": media_id}}, {"status": 1, "updated_at": 1, "last_job_id": 1}
+    )
+
+
+def recent_events(database: Database, media_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest job events of one media item, JSON-ready."""
+    events = (
+        database[JOB_EVENTS].find({"media_id": {"$eq": media_id}}, {"_id": 0}).sort("at", -1).limit(limit)
+    )
+    return [
+        {**e, "at": e["at"].isoformat() if hasattr(e.get("at"), "isoformat") else e.get("at")} for e in events
+    ]

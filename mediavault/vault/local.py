@@ -170,6 +170,10 @@ class LocalVault:
                     keys.append(key)
         yield from sorted(keys)
 
+    def local_path(self, key: str) -> Path:
+        """The file behind ``key`` (for servers that send files themselves, with ranges)."""
+        return self._path(key)
+
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()

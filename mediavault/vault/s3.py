@@ -44,6 +44,7 @@ def make_s3_client(options: S3Options) -> Any:
     """A boto3 S3 client configured for picky S3-compatible servers."""
     config = Config(
         region_name=options.region,
+        signature_version="s3v4",  # presigned URLs too (botocore may default them to SigV2)
         s3={"addressing_style": "path" if options.path_style else "auto"},
         request_checksum_calculation=options.checksum_mode,
         response_checksum_validation=options.checksum_mode,
@@ -426,6 +427,24 @@ class S3Vault:
         else:
             self.client.copy(source, self.bucket, target_key, ExtraArgs=extra, Config=self.transfer)
 
+    def presigned_get(
+        self,
+        key: str,
+        ttl_seconds: int,
+        content_type: str | None = None,
+        download_name: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> str:
+        """A presigned GET URL. ``endpoint_url`` signs for the host clients will use when it
+        differs from ours (a proxy or split-horizon DNS): SigV4 signs the host."""
+        client = self.client if endpoint_url is None else _signing_client(self.options, endpoint_url)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if download_name:
+            params["ResponseContentDisposition"] = content_disposition(download_name)
+        return client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds)
+
     def get_bytes(self, key: str) -> bytes:
         with self.open_read(key) as body:
             return body.read()
@@ -526,3 +545,16 @@ class S3Vault:
                     raise
             return
         self.delete(key)
+
+
+def _signing_client(options: S3Options, endpoint_url: str) -> Any:
+    """A client only for signing URLs for another endpoint (no request is sent through it)."""
+    return make_s3_client(options.model_copy(update={"endpoint_url": endpoint_url}))
+
+
+def content_disposition(filename: str) -> str:
+    """An ``attachment`` header value safe for any file name (RFC 6266 / RFC 5987)."""
+    from urllib.parse import quote
+
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in filename) or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

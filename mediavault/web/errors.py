@@ -1,0 +1,93 @@
+"""One error shape for every failure: ``{"error": "...", "detail": ...}``, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mediavault.errors import ConfigurationError, InputError, PreconditionFailed, TransientError
+
+log = logging.getLogger("mediavault.web")
+
+
+class ApiError(Exception):
+    """An answer other than success, raised by handlers and dependencies."""
+
+    def __init__(
+        self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+def not_found() -> ApiError:
+    """The same answer for "no such item" and "not yours", so existence is not revealed."""
+    return ApiError(404, "not found")
+
+
+def _answer(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _answer(exc.status, exc.error, exc.detail, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = exc.detail if isinstance(exc.detail, str) else "error"
+        return _answer(exc.status_code, error, None, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        first = fields[0]["field"] if fields else "request"
+        return _answer(422, f"invalid {first}", fields)
+
+    @app.exception_handler(InputError)
+    async def bad_input(request: Request, exc: InputError) -> JSONResponse:
+        return _answer(422, exc.message, {"field": exc.field, "file": exc.file})
+
+    @app.exception_handler(PreconditionFailed)
+    async def stale(request: Request, exc: PreconditionFailed) -> JSONResponse:
+        return _answer(
+            412,
+            "the media item changed since you read it",
+            {"expected": exc.expected, "current": exc.current},
+            {"ETag": etag(exc.current)},
+        )
+
+    @app.exception_handler(ConfigurationError)
+    async def unconfigured(request: Request, exc: ConfigurationError) -> JSONResponse:
+        return _answer(503, "service not configured", str(exc))
+
+    @app.exception_handler(TransientError)
+    async def transient(request: Request, exc: TransientError) -> JSONResponse:
+        return _answer(503, "temporarily unavailable; try again", None, {"Retry-After": "2"})
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _answer(500, "internal error")
+
+
+def etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The manifest version an ``If-Match`` names; ``*`` or no header means any version."""
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/")
+    if not (tag.startswith('"v') and tag.endswith('"') and tag[2:-1].isdigit()):
+        raise ApiError(412, 'If-Match must be an ETag this API returned, e.g. "v3"')
+    return int(tag[2:-1])

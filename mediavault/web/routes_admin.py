@@ -1,0 +1,40 @@
+"""/api/v1/audit (admin) and /api/v1/stats (the caller's scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from mediavault.access.audit import read_audit
+from mediavault.stats import storage_stats
+from mediavault.web.auth import Caller, CallerDep, ServicesDep, require
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+
+@router.get("/audit")
+def audit(
+    services: ServicesDep,
+    caller: Annotated[Caller, Depends(require("admin"))],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actor: Annotated[str | None, Query(max_length=200, description="Token id or owner")] = None,
+    media: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
+    action: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
+    """Audit records, newest first (records of the last few seconds may still be buffered)."""
+    services.audit.flush()
+    records = read_audit(
+        services.vault, since=since, until=until, actor=actor, media_id=media, action=action, limit=limit
+    )
+    return {"items": [r.model_dump(mode="json") for r in records]}
+
+
+@router.get("/stats")
+def stats(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    """Storage by artifact class and tier, and growth by month, for the caller's owner (admins:
+    everything)."""
+    return storage_stats(services.vault, owner=caller.principal.scope_owner())

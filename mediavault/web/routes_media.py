@@ -1,0 +1,341 @@
+"""/api/v1/media: list, detail, transcript, export, stream, share URLs, edits, restore."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse
+from itsdangerous import BadSignature
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediavault import catalog, edits, reindex
+from mediavault.export import EXPORT_FORMATS, export
+from mediavault.index_store import MediaListQuery, MongoIndexStore
+from mediavault.reindex import IndexTarget
+from mediavault.vault import LocalVault
+from mediavault.vault.s3 import S3Vault, content_disposition
+from mediavault.web.auth import Caller, CallerDep, ServicesDep, audit_denied, require_role
+from mediavault.web.errors import ApiError, etag, not_found, parse_if_match
+from mediavault.web.services import Services
+
+router = APIRouter(prefix="/api/v1/media", tags=["media"])
+shared = APIRouter(tags=["media"])
+
+MediaId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="64-character hex media id")]
+Label = Annotated[str | None, Query(max_length=200)]
+EXPORT_TYPES = {
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+    "whisperx-json": "application/json",
+}
+EXPORT_SUFFIX = {"srt": "srt", "vtt": "vtt", "txt": "txt", "whisperx-json": "json"}
+
+
+def visible(services: Services, request: Request, caller: Caller, media_id: str) -> catalog.MediaView:
+    """The media item if the caller may see it; 404 for unknown and for other owners alike."""
+    view = catalog.media_view(services.vault, media_id)
+    if view is None:
+        raise not_found()
+    if not caller.principal.sees_owner(view.owner):
+        audit_denied(services, request, "another owner's media", caller.principal, media_id)
+        raise not_found()
+    return view
+
+
+def _encode_cursor(after: tuple[Any, str], sort: str) -> str:
+    raw = json.dumps({"v": after[0], "id": after[1], "s": sort}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, last_id = data["v"], data["id"]
+        if data["s"] != sort or not isinstance(last_id, str) or not isinstance(value, str | None):
+            raise ValueError("cursor of another listing")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(422, "invalid cursor", {"field": "query.cursor", "message": str(exc)}) from None
+    return value, last_id
+
+
+def _iso(value: datetime | None, name: str) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ApiError(422, f"invalid {name}", {"field": f"query.{name}", "message": "needs a time zone"})
+    return value.astimezone(UTC).isoformat()
+
+
+@router.get("")
+def list_media(
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+    owner: Label = None,
+    tag: Label = None,
+    status: Annotated[str | None, Query(max_length=40)] = None,
+    tier: Annotated[Literal["hot", "archive", "expired"] | None, Query()] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=500, description="Words in the title")] = None,
+    sort: Literal["created", "-created", "title"] = "-created",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Media items in the caller's scope (admins: every owner, or ``owner``)."""
+    scope = caller.principal.scope_owner()
+    if owner is not None and scope is not None and owner != scope:
+        audit_denied(services, request, "listing another owner", caller.principal)
+        raise ApiError(403, "only an admin can list another owner's media", {"field": "query.owner"})
+    query = MediaListQuery(
+        owner=scope if scope is not None else owner,
+        tag=tag,
+        status=status,
+        tier=tier,
+        language=language,
+        since=_iso(since, "since"),
+        until=_iso(until, "until"),
+        words=(q or "").split()[:20],
+        sort=sort,
+        limit=limit,
+        after=_decode_cursor(cursor, sort) if cursor else None,
+    )
+    documents, after = services.index().list_media(query)
+    return {
+        "items": [
+            {
+                "id": d["_id"],
+                "title": d.get("title"),
+                "owner": d.get("owner"),
+                "tags": d.get("tags", []),
+                "language": d.get("language"),
+                "duration": d.get("duration_seconds"),
+                "created": d.get("ingested_at"),
+                "updated": d.get("updated_at"),
+                "status": d.get("status"),
+                "tier": d.get("tier"),
+                "speakers": d.get("speakers", []),
+                "counts": d.get("counts", {}),
+            }
+            for d in documents
+        ],
+        "next_cursor": _encode_cursor(after, sort) if after else None,
+    }
+
+
+@router.get("/{media_id}")
+def media_detail(
+    media_id: MediaId, services: ServicesDep, caller: CallerDep, request: Request, response: Response
+) -> dict[str, Any]:
+    view = visible(services, request, caller, media_id)
+    body = catalog.detail(view)
+    body["status"], body["events"] = _status_and_events(services, media_id)
+    response.headers["ETag"] = etag(view.manifest.version)
+    return body
+
+
+def _status_and_events(services: Services, media_id: str) -> tuple[str, list[dict[str, Any]]]:
+    from mediavault import status as status_module
+
+    try:
+        database = services.database()
+    except Exception:  # the vault answers even when the index is down
+        return "committed", []
+    document = status_module.status_document(database, media_id)
+    events = status_module.recent_events(database, media_id, limit=20)
+    return (document or {}).get("status", "committed"), events
+
+
+@router.get("/{media_id}/transcript")
+def media_transcript(
+    media_id: MediaId,
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    run: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+) -> dict[str, Any]:
+    view = visible(services, request, caller, media_id)
+    response.headers["ETag"] = etag(view.manifest.version)
+    return catalog.transcript(services.vault, view, run)
+
+
+@router.get("/{media_id}/export/{format_name}")
+def media_export(
+    media_id: MediaId,
+    format_name: Literal["srt", "vtt", "txt", "whisperx-json"],
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+    run: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+) -> Response:
+    assert format_name in EXPORT_FORMATS
+    view = visible(services, request, caller, media_id)
+    text = export(services.vault, media_id, format_name, run)
+    caller.audit(services, "export", media_id, format=format_name)
+    stem = (view.document.get("title") or view.document.get("original_filename") or media_id[:12])[:100]
+    return Response(
+        text.encode(),
+        media_type=EXPORT_TYPES[format_name],
+        headers={"Content-Disposition": content_disposition(f"{stem}.{EXPORT_SUFFIX[format_name]}")},
+    )
+
+
+def _hot_media(view: catalog.MediaView, media_id: str):
+    media = view.media
+    if media is None or media.tier == "expired":
+        raise ApiError(410, "expired", {"message": "the retention policy removed this media"})
+    if media.tier != "hot":
+        raise ApiError(
+            409,
+            "archived",
+            {
+                "message": "the media is in the archive tier; restore it first",
+                "restore": f"POST /api/v1/media/{media_id}/restore",
+            },
+        )
+    return media
+
+
+@router.api_route("/{media_id}/stream", methods=["GET", "HEAD"])
+def media_stream(media_id: MediaId, services: ServicesDep, caller: CallerDep, request: Request) -> Response:
+    """The media bytes: with Range support on a local vault, a presigned redirect on S3."""
+    view = visible(services, request, caller, media_id)
+    media = _hot_media(view, media_id)
+    if services.first_stream_of_session(caller.session, media_id):
+        caller.audit(services, "stream", media_id, via=caller.via)
+    vault = services.vault
+    if isinstance(vault, S3Vault):
+        url = vault.presigned_get(
+            media.key,
+            services.settings.web.stream_url_ttl_seconds,
+            content_type=media.content_type,
+            endpoint_url=services.settings.web.public_s3_endpoint_url,
+        )
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    assert isinstance(vault, LocalVault)
+    path = vault.local_path(media.key)
+    if not path.exists():
+        raise ApiError(503, "media object missing from the vault", {"key": media.key})
+    return FileResponse(path, media_type=media.content_type, headers={"Cache-Control": "private"})
+
+
+@router.get("/{media_id}/url")
+def media_share_url(
+    media_id: MediaId, services: ServicesDep, caller: CallerDep, request: Request
+) -> dict[str, Any]:
+    """A signed, expiring download URL to share (anyone holding it can download until it expires)."""
+    view = visible(services, request, caller, media_id)
+    media = _hot_media(view, media_id)
+    ttl = services.settings.web.share_url_ttl_seconds
+    name = view.document.get("original_filename") or f"{media_id[:12]}"
+    vault = services.vault
+    if isinstance(vault, S3Vault):
+        url = vault.presigned_get(
+            media.key,
+            ttl,
+            content_type=media.content_type,
+            download_name=name,
+            endpoint_url=services.settings.web.public_s3_endpoint_url,
+        )
+    else:
+        signed = services.signer.dumps({"m": media_id, "k": media.key, "n": name}, salt="share")
+        url = str(request.url_for("shared_download", signed=signed))
+    caller.audit(services, "signed-url", media_id, expires_in=ttl)
+    return {"url": url, "expires_in": ttl, "expires_at": int(time.time()) + ttl}
+
+
+@shared.get("/shared/{signed}", name="shared_download", include_in_schema=False)
+def shared_download(signed: Annotated[str, Path(max_length=4000)], services: ServicesDep) -> Response:
+    """A local-vault download URL made by ``/url``: the HMAC signature is the authorization."""
+    try:
+        data = services.signer.loads(
+            signed, salt="share", max_age=services.settings.web.share_url_ttl_seconds
+        )
+    except BadSignature:
+        raise ApiError(403, "invalid or expired link") from None
+    view = catalog.media_view(services.vault, str(data.get("m", "")))
+    if view is None or view.media is None or view.media.key != data.get("k") or view.media.tier != "hot":
+        raise ApiError(410, "this media is no longer available at this link")
+    vault = services.vault
+    assert isinstance(vault, LocalVault)
+    return FileResponse(
+        vault.local_path(view.media.key),
+        media_type=view.media.content_type,
+        headers={"Content-Disposition": content_disposition(str(data.get("n") or "download"))},
+    )
+
+
+class EditRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["rename-speaker", "correct-text", "fix-metadata"]
+    payload: dict[str, Any] = Field(description="As for the CLI; see the edit kinds")
+
+
+@router.post("/{media_id}/edits", status_code=201)
+def media_edit(
+    media_id: MediaId,
+    body: EditRequest,
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Write an edit overlay (committed to the vault, applied to the live index at once)."""
+    visible(services, request, caller, media_id)  # another owner's media: 404 before any 403
+    require_role(services, request, caller, "editor")
+    if body.kind == "fix-metadata" and "owner" in body.payload and not caller.principal.is_admin:
+        audit_denied(services, request, "changing the owner", caller.principal, media_id)
+        raise ApiError(403, "only an admin can change the owner", {"field": "payload.owner"})
+    expected = parse_if_match(if_match)
+    result = edits.add_edit(
+        services.vault,
+        media_id,
+        body.kind,
+        body.payload,
+        author=caller.principal.name or caller.principal.token_id,
+        expected_version=expected,
+    )
+    caller.audit(services, "edit", media_id, kind=body.kind, manifest_version=result.manifest_version)
+    reindexed = _apply_to_index(services, media_id)
+    response.headers["ETag"] = etag(result.manifest_version)
+    return {
+        "edit_id": result.edit.edit_id,
+        "manifest_version": result.manifest_version,
+        "etag": etag(result.manifest_version),
+        "indexed": reindexed,
+    }
+
+
+def _apply_to_index(services: Services, media_id: str) -> bool:
+    """Re-project the item into the live index; the vault commit stands even if this fails
+    (the next incremental re-index applies the journal record)."""
+    try:
+        target = IndexTarget(services.vault, MongoIndexStore(services.database()), services.search)
+        reindex.reindex_media(target, [media_id])
+        return True
+    except Exception:
+        return False
+
+
+@router.post("/{media_id}/restore", status_code=202)
+def media_restore(
+    media_id: MediaId,
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+) -> dict[str, Any]:
+    """Bring archived artifacts back to the hot tier (runs in the background)."""
+    visible(services, request, caller, media_id)
+    require_role(services, request, caller, "editor")
+    started = services.start_restore(media_id, caller.principal.token_id)
+    caller.audit(services, "restore", media_id, **{k: str(v) for k, v in started.items()})
+    return {"status": "started", **started}

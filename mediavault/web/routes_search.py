@@ -1,0 +1,53 @@
+"""/api/v1/search: full-text search over statements, always within the caller's scope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from mediavault.search import SearchQuery
+from mediavault.web.auth import CallerDep, ServicesDep, audit_denied
+from mediavault.web.errors import ApiError
+
+router = APIRouter(prefix="/api/v1", tags=["search"])
+
+
+@router.get("/search")
+def search(
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+    q: Annotated[str, Query(max_length=2000, description='Words and "quoted phrases"; all must match')] = "",
+    speaker: Annotated[str | None, Query(max_length=200)] = None,
+    media: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    sort: Literal["relevance", "time"] = "relevance",
+    limit: Annotated[int, Query(ge=1, le=200)] = 10,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    facets: bool = True,
+) -> dict[str, Any]:
+    """Statements matching ``q``. Non-admins search only their owner's media, so hits and facets
+    (speakers, media, languages) never name another owner's data."""
+    scope = caller.principal.scope_owner()
+    if owner is not None and scope is not None and owner != scope:
+        audit_denied(services, request, "searching another owner", caller.principal)
+        raise ApiError(403, "only an admin can search another owner's media", {"field": "query.owner"})
+    query = SearchQuery(
+        text=q,
+        speaker=speaker,
+        media_id=media,
+        owner=scope if scope is not None else owner,
+        language=language,
+        date_from=date_from,
+        date_to=date_to,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+        facets=facets,
+    )
+    return services.search.search(query).model_dump(mode="json")
