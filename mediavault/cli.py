@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemaining
 from rich.table import Table
 
 from mediavault import embedded, journal, manifests
+from mediavault.access import cli as access_cli
 from mediavault.errors import ConfigurationError, MediavaultError
 from mediavault.settings import MediavaultSettings, load_settings
 from mediavault.vault import Vault, vault_from_settings
@@ -641,6 +642,11 @@ def reindex_command(
 
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+access_cli.configure(lambda: vault_from_settings(_settings()), _fail)
+app.add_typer(access_cli.token_app, name="token", help="Create, list and revoke API tokens.")
+app.command("audit")(access_cli.audit_command)
 
 
 @app.command("serve")

@@ -283,3 +283,49 @@ def test_archived_media_answers_409_and_every_access_is_audited_once(site: Site)
         ):
             assert time.monotonic() < deadline, "the restore did not finish"
             time.sleep(0.5)
+
+
+def test_the_serve_command_refuses_open_binding_without_tokens_then_serves(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cli = str(Path(sys.executable).parent / "mediavault")
+    env = {**os.environ, "MEDIAVAULT_HOME": str(tmp_path / "home"), "MEDIAVAULT_MONGO_MODE": "disabled"}
+    refused = subprocess.run(
+        [cli, "serve", "--host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0 and "no API token exists yet" in refused.stdout + refused.stderr
+    created = subprocess.run(
+        [cli, "token", "create", "--owner", "alice", "--role", "viewer", "--name", "laptop"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("mvt_")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [cli, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline and server.poll() is None, "serve did not come up"
+                time.sleep(0.3)
+        assert (
+            answer.status_code == 200
+            and answer.json()["owner"] == "alice"
+            and answer.json()["name"] == "laptop"
+        )
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        assert health["checks"]["vault"]["ok"] is True and health["checks"]["index"]["ok"] is False
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

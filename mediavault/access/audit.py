@@ -231,7 +231,8 @@ class AuditLog:
                 logger.warning("audit flush failed (%d record(s) kept, will retry): %s", self.pending, exc)
 
     def close(self) -> None:
-        """Stop the flusher and write everything still buffered. Idempotent."""
+        """Stop the flusher and write everything still buffered. Idempotent. When the vault stays
+        unreachable (a few attempts), raises; the records stay in ``pending``."""
         with self._lock:
             self._closed = True
         self._wake.set()

@@ -19,8 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from itsdangerous import BadSignature
 
-from mediavault.access.audit import AuditRecord
-from mediavault.access.tokens import TOKEN_ID_RE as TOKEN_ID
+from mediavault.access.audit import AuditRecord, redact
 from mediavault.access.tokens import Principal, Role
 from mediavault.models import utc_now
 from mediavault.web.errors import ApiError
@@ -82,7 +81,7 @@ def audit_denied(
             role=principal.role if principal else None,
             media_id=media_id,
             client=client_address(request),
-            detail={"reason": reason, "method": request.method, "path": request.url.path},
+            detail={"reason": reason, "method": request.method, "path": redact(request.url.path)},
         )
     )
 
@@ -113,14 +112,7 @@ def _session(services: Services, request: Request) -> tuple[Principal | None, st
 
 def principal_for_id(services: Services, token_id: str) -> tuple[Principal | None, str]:
     """A session names its token by id: the token must still be valid (not revoked or expired)."""
-    info = services.tokens.get(token_id) if TOKEN_ID.fullmatch(token_id) else None
-    if info is None:
-        return None, "unknown"
-    if info.revoked:
-        return None, "revoked"
-    if info.expired or (info.expires_at is not None and info.expires_at <= utc_now()):
-        return None, "expired"
-    return Principal(token_id=info.id, owner=info.owner, role=info.role, name=info.name), "ok"
+    return services.tokens.check_id(token_id)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
