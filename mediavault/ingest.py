@@ -197,12 +197,20 @@ def store_media(
 def _put_derived(
     vault: Vault, key: str, data: bytes, kind: str, content_type: str, run_id: str, format_name: str | None
 ) -> tuple[Artifact, bool]:
-    result = vault.put_bytes(key, data, content_type)
-    sha, size = result.sha256, result.size
-    if not result.created:
+    for _ in range(STORE_ATTEMPTS):
+        result = vault.put_bytes(key, data, content_type)
+        sha, size = result.sha256, result.size
+        if result.created:
+            break
         # Left by an interrupted attempt: describe what is stored, not what we just rendered.
-        existing = vault.get_bytes(key)
+        try:
+            existing = vault.get_bytes(key)
+        except KeyError:
+            continue  # a collector removed it meanwhile: store it again
         sha, size = sha256_bytes(existing), len(existing)
+        break
+    else:
+        raise ObjectsVanished([key])
     artifact = Artifact(
         key=key,
         sha256=sha,
