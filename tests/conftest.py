@@ -93,6 +93,34 @@ def s3_bucket(s3_options: S3Options) -> str:
     return name
 
 
+# botocore's ``retries.max_attempts`` (S3Options.max_attempts, 2 in tests) counts retries: a request
+# is sent up to 3 times, so a fault on 3 consecutive requests is one botocore gives up on.
+GIVE_UP = 3
+PROXIED_READ_TIMEOUT = 3.0
+
+
+@pytest.fixture
+def fault_proxy(moto_endpoint: str):
+    """A fault-injecting proxy in front of moto (tests/fault_proxy.py); ``.endpoint`` is its URL."""
+    from tests.fault_proxy import FaultProxy
+
+    with FaultProxy(moto_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied_options(s3_options: S3Options, fault_proxy) -> S3Options:
+    """S3Options that reach moto through the fault proxy."""
+    assert s3_options.max_attempts + 1 == GIVE_UP
+    return s3_options.model_copy(
+        update={
+            "endpoint_url": fault_proxy.endpoint,
+            "read_timeout": PROXIED_READ_TIMEOUT,
+            "conflict_backoff_seconds": 0.01,
+        }
+    )
+
+
 @pytest.fixture(params=["local", "s3"])
 def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Vault:
     """Every vault backend; tests using it form the conformance suite."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,14 +19,12 @@ from mediavault.errors import is_transient
 from mediavault.settings import S3Options
 from mediavault.vault import LocalVault, Vault
 from mediavault.vault.s3 import S3Vault
-from tests.conftest import hardening_scale
+from tests.conftest import GIVE_UP, hardening_scale
 from tests.fault_proxy import Fault, FaultProxy, Rule
 from tests.test_tokens import RecordingVault
 
 MEDIA_A = "a" * 64
 MEDIA_B = "b" * 64
-# botocore's ``retries.max_attempts`` is 2 in tests: three failures in a row make a request fail.
-GIVE_UP = 3
 
 
 def at(day: str, clock: str = "12:00:00") -> datetime:
@@ -273,18 +270,6 @@ def test_times_are_utc() -> None:
 
 
 # ---- faults at the wire --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    with FaultProxy(moto_endpoint) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied_options(s3_options: S3Options, fault_proxy: FaultProxy) -> S3Options:
-    assert s3_options.max_attempts + 1 == GIVE_UP
-    return s3_options.model_copy(update={"endpoint_url": fault_proxy.endpoint, "read_timeout": 3.0})
 
 
 @pytest.mark.hardening

@@ -8,7 +8,6 @@ import hashlib
 import random
 import threading
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,37 +19,13 @@ from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.settings import S3Options
 from mediavault.vault.keys import manifest_key
 from mediavault.vault.s3 import S3Vault, release_single_writer_lock
-from tests.conftest import LONG_HARDENING, REAL, hardening_scale
+from tests.conftest import GIVE_UP, LONG_HARDENING, PROXIED_READ_TIMEOUT, REAL, hardening_scale
 from tests.fault_proxy import Exchange, Fault, FaultProxy, Rule
 from tests.helpers import JFK_JSON, JFK_MEDIA
 
 pytestmark = pytest.mark.hardening
 
-READ_TIMEOUT = 3.0
 SEED = 20261123
-# botocore's ``retries.max_attempts`` (S3Options.max_attempts, 2 in tests) counts retries: a request
-# is sent up to 3 times, so a fault on 3 consecutive requests is one botocore gives up on.
-GIVE_UP = 3
-
-
-@pytest.fixture
-def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    """A fault-injecting proxy in front of moto; ``fault_proxy.endpoint`` is its URL."""
-    with FaultProxy(moto_endpoint) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied_options(s3_options: S3Options, fault_proxy: FaultProxy) -> S3Options:
-    """S3Options that reach moto through the proxy."""
-    assert s3_options.max_attempts + 1 == GIVE_UP
-    return s3_options.model_copy(
-        update={
-            "endpoint_url": fault_proxy.endpoint,
-            "read_timeout": READ_TIMEOUT,
-            "conflict_backoff_seconds": 0.01,
-        }
-    )
 
 
 def jfk_request() -> IngestRequest:
@@ -153,7 +128,7 @@ SWEEP_FAULTS = {
     "reset": Fault.reset(),
     "reset-after-forward": Fault.reset(after_forward=True),
     "delay": Fault.delay(0.2),
-    "timeout-after-forward": Fault.delay(READ_TIMEOUT + 0.5, after_forward=True),
+    "timeout-after-forward": Fault.delay(PROXIED_READ_TIMEOUT + 0.5, after_forward=True),
 }
 
 
@@ -319,7 +294,7 @@ def test_409s_that_never_stop_end_in_a_transient_error_and_nothing_committed(
 
 
 @pytest.mark.parametrize(
-    "lost_answer", [Fault.reset(after_forward=True), Fault.delay(READ_TIMEOUT + 0.5, True)]
+    "lost_answer", [Fault.reset(after_forward=True), Fault.delay(PROXIED_READ_TIMEOUT + 0.5, True)]
 )
 def test_a_journal_put_that_landed_but_lost_its_answer_counts_as_created(
     lost_answer: Fault, fault_proxy: FaultProxy, proxied_options, s3_options, s3_bucket, settings_for

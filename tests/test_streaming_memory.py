@@ -11,115 +11,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import resource
 import subprocess
 import sys
-import wave
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from bench.memory import MIB, commit_big_run, peak_mib, write_noise_wav, write_statements_parquet
 from mediavault import manifests
 from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.models import Artifact, utc_now
-from mediavault.parquet import STATEMENTS_SCHEMA
+from mediavault.models import utc_now
 from mediavault.settings import MediavaultSettings, S3Options
 from mediavault.tiers import SMALL_OBJECT_BYTES
 from mediavault.vault import LocalVault, Vault, open_vault
-from mediavault.vault.keys import run_derived
 from mediavault.vault.s3 import S3Vault
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_MIB = 160
 PARQUET_TEXT_MIB = 200  # random letters: the Parquet file is about 60 % of this
 WARM_UP_TEXT_MIB = 20
-MIB = 1024 * 1024
-BIG_RUN_ID = "b" * 32
 
 pytestmark = pytest.mark.slow
 
 
-def write_noise_wav(path: Path, size_mib: int, seed: int = 7) -> Path:
-    """A real PCM WAV of about ``size_mib`` MiB of noise: zstd cannot shrink it."""
-    rng = np.random.default_rng(seed)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(48000)
-        for _ in range(size_mib // 4):
-            out.writeframes(rng.bytes(4 * MIB))
-    return path
-
-
-def write_statements_parquet(path: Path, media_id: str, text_mib: int, seed: int = 11) -> int:
-    """A statements Parquet in the ingest's layout (one row group, zstd, dictionary on), made of
-    ~1 KB statements of random letters. Returns the row count."""
-    rng = np.random.default_rng(seed)
-    rows = text_mib * MIB // 1024
-    lengths = rng.integers(512, 1536, rows)
-    offsets = np.zeros(rows + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", dtype=np.uint8)
-    data = letters[rng.integers(0, len(letters), int(offsets[-1]), dtype=np.uint8)]
-    text = pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
-    seq = np.arange(rows, dtype=np.int32)
-    columns: dict[str, Any] = {
-        "media_id": pa.array([media_id] * rows),
-        "run_id": pa.array([BIG_RUN_ID] * rows),
-        "seq": seq,
-        "start": seq * 2.0,
-        "end": seq * 2.0 + 1.5,
-        "speaker": pa.array([f"SPEAKER_{i % 5:02d}" for i in range(rows)]),
-        "text": text,
-        "language": pa.array(["en"] * rows),
-        "has_words": np.zeros(rows, dtype=bool),
-    }
-    arrays = [
-        pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(rows, f.type)
-        for f in STATEMENTS_SCHEMA
-    ]
-    table = pa.Table.from_arrays(arrays, schema=STATEMENTS_SCHEMA)
-    pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
-    return rows
-
-
-def commit_big_run(vault: Vault, media_id: str, parquet_path: Path, rows: int) -> None:
-    """Make ``parquet_path`` the statements of a new current run of ``media_id``."""
-    key = run_derived(media_id, BIG_RUN_ID, "statements.parquet")
-    with open(parquet_path, "rb") as stream:
-        stored = vault.put_stream(stream, lambda _sha: key, "application/vnd.apache.parquet")
-
-    def derive(current):
-        updated = current.model_copy(deep=True)
-        run = updated.runs[-1].model_copy(update={"run_id": BIG_RUN_ID, "statement_count": rows})
-        updated.runs.append(run)
-        updated.change = "new-run"
-        updated.created_at = utc_now()
-        updated.artifacts.append(
-            Artifact(
-                key=key,
-                sha256=stored.sha256,
-                size=stored.size,
-                kind="statements",
-                content_type="application/vnd.apache.parquet",
-                run_id=BIG_RUN_ID,
-            )
-        )
-        return updated
-
-    manifests.commit(vault, media_id, derive)
-
-
 # --- the child process ------------------------------------------------------------------------
-
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child_vault(spec: dict[str, Any]) -> Vault:
@@ -141,17 +58,17 @@ def _archive(vault: Vault, media_id: str) -> dict[str, Any]:
 def _child_archive(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
     warm_up = _archive(open_vault(spec["warm_up_url"]), spec["warm_up_media_id"])
     assert not warm_up["errors"], warm_up
-    baseline = _peak_mib()
-    return {"baseline": baseline, **_archive(vault, spec["media_id"]), "peak": _peak_mib()}
+    baseline = peak_mib()
+    return {"baseline": baseline, **_archive(vault, spec["media_id"]), "peak": peak_mib()}
 
 
 def _child_restore(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
     from mediavault.lifecycle.engine import restore_media
 
     assert restore_media(open_vault(spec["warm_up_url"]), spec["warm_up_media_id"])["restored"]
-    baseline = _peak_mib()
+    baseline = peak_mib()
     result = restore_media(vault, spec["media_id"])
-    return {"baseline": baseline, "peak": _peak_mib(), "restored": result["restored"]}
+    return {"baseline": baseline, "peak": peak_mib(), "restored": result["restored"]}
 
 
 def _child_project(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
@@ -168,9 +85,9 @@ def _child_project(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
         return count, projection.statement_count
 
     consume(spec["small_media_id"])
-    baseline = _peak_mib()
+    baseline = peak_mib()
     count, expected = consume(spec["media_id"])
-    return {"baseline": baseline, "peak": _peak_mib(), "count": count, "expected": expected}
+    return {"baseline": baseline, "peak": peak_mib(), "count": count, "expected": expected}
 
 
 CHILD_OPS = {"archive": _child_archive, "restore": _child_restore, "project": _child_project}
@@ -217,7 +134,7 @@ def large_media(tmp_path: Path) -> dict[str, Any]:
     request = IngestRequest(media=str(make_wav(tmp_path / "tone.wav", 2.0)))
     warm_up_id = ingest(warm_up, request, settings_for_vault(warm_up, tmp_path)).media_id
     vault = LocalVault(tmp_path / "vault")
-    media = write_noise_wav(tmp_path / "noise.wav", MEDIA_MIB)
+    media = write_noise_wav(tmp_path / "noise.wav", MEDIA_MIB, seed=7)
     size_mib = media.stat().st_size / MIB
     media_id = ingest(vault, IngestRequest(media=str(media)), settings_for_vault(vault, tmp_path)).media_id
     media.unlink()

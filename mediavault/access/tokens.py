@@ -367,7 +367,11 @@ class TokenStore:
         matches = hmac.compare_digest(hash_token(token).encode(), expected.encode())
         if record is None or not matches:
             return None, "unknown"
-        if self._revocation(token_id) is not None:
+        return self._principal(record)
+
+    def _principal(self, record: TokenRecord) -> tuple[Principal | None, CheckReason]:
+        """The principal of a known token, unless it was revoked or has expired."""
+        if self._revocation(record.id) is not None:
             return None, "revoked"
         if _is_expired(record, self.clock()):
             return None, "expired"
@@ -398,11 +402,7 @@ class TokenStore:
         record = self._record(token_id)
         if record is None:
             return None, "unknown"
-        if self._revocation(token_id) is not None:
-            return None, "revoked"
-        if _is_expired(record, self.clock()):
-            return None, "expired"
-        return Principal(token_id=record.id, owner=record.owner, role=record.role, name=record.name), "ok"
+        return self._principal(record)
 
     def get(self, token_id: str) -> TokenInfo | None:
         """A token's public description, or None when there is no such (or no valid) id. Served from
