@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from blocks import LifecyclePolicy, resolve_settings
 from mediavault.errors import MediavaultError
@@ -89,7 +90,9 @@ def lifecycle_flow(
         where = str(folder / f"plan-{utc_now():%Y%m%dT%H%M%S}.json")
         Path(where).write_text(json.dumps(summary, indent=2, default=str))
     else:
-        where = write_report(vault_from_settings(settings), "lifecycle", summary)
+        where = write_report(
+            vault_from_settings(settings), "lifecycle", {**summary, "flow_run_id": flow_run.get_id()}
+        )
     create_markdown_artifact(_markdown(summary, where), key="lifecycle-summary", description="lifecycle")
     rows = [{k: v for k, v in a.items() if k != "media_id"} for a in summary["actions"]]
     create_table_artifact(

@@ -100,6 +100,7 @@ def verify_flow(
         ],
     }
     body = {
+        "flow_run_id": flow_run.get_id(),
         "sample_percent": sample_percent,
         "media": len(media_ids),
         "journal_sweep": sweep,

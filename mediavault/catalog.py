@@ -9,6 +9,7 @@ from typing import Any
 
 from mediavault import edits as edits_module
 from mediavault import manifests
+from mediavault.alignment import align_words
 from mediavault.errors import InputError
 from mediavault.models import Artifact, Manifest
 from mediavault.parquet import read_transcript
@@ -83,8 +84,12 @@ def detail(view: MediaView) -> dict[str, Any]:
     }
 
 
-def transcript(vault: Vault, view: MediaView, run_id: str | None = None) -> dict[str, Any]:
-    """Speakers (label and display name) and statements with words and timings, edits applied."""
+def transcript(
+    vault: Vault, view: MediaView, run_id: str | None = None, seqs: set[int] | None = None
+) -> dict[str, Any]:
+    """Speakers (label and display name) and statements with words and timings, edits applied
+    (a corrected statement keeps the times of the words it did not change). ``seqs``: only these
+    statements."""
     manifest = view.manifest
     run = manifest.run(run_id) if run_id else manifest.current_run()
     if run is None:
@@ -100,7 +105,12 @@ def transcript(vault: Vault, view: MediaView, run_id: str | None = None) -> dict
     names = view.applied
     statements = []
     for statement in parsed.statements:
+        if seqs is not None and statement.seq not in seqs:
+            continue
         fixed = names.texts.get((run.run_id, statement.seq))
+        words = statement.words or []
+        if fixed is not None:
+            words = align_words(fixed, words, statement.start, statement.end)
         statements.append(
             {
                 "seq": statement.seq,
@@ -112,11 +122,11 @@ def transcript(vault: Vault, view: MediaView, run_id: str | None = None) -> dict
                 "edited": fixed is not None,
                 "words": [
                     {"word": w.word, "start": w.start, "end": w.end, "score": w.score, "speaker": w.speaker}
-                    for w in statement.words or []
+                    for w in words
                 ],
             }
         )
-    labels = sorted({s["speaker"] for s in statements if s["speaker"]})
+    labels = sorted({s.speaker for s in parsed.statements if s.speaker})
     return {
         "id": manifest.media_id,
         "manifest_version": manifest.version,

@@ -58,12 +58,21 @@ class CorrectText(BaseModel):
 class FixMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(None, max_length=1000)
+    description: str | None = Field(None, max_length=10_000)
     owner: str | None = Field(None, max_length=200)
     tags: list[str] | None = None
     language: str | None = Field(None, max_length=35)
     source_url: str | None = Field(None, max_length=4096)
 
     _one_line = field_validator("title", "owner", "language", "source_url")(single_line)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        try:
+            return MediaMetadata(description=value).description
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
     @field_validator("tags")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mediavault import manifests
+from mediavault.alignment import align_words
 from mediavault.errors import InputError
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.formats.transcript import Transcript
@@ -36,6 +37,7 @@ def edited_transcript(vault: Vault, media_id: str, run_id: str | None = None) ->
             statement.text = (
                 fixed if fixed.startswith(" ") or not statement.text.startswith(" ") else f" {fixed}"
             )
+            statement.words = align_words(fixed, statement.words or [], statement.start, statement.end)
         statement.speaker = applied.display_name(statement.speaker)
         for word in statement.words or []:
             word.speaker = applied.display_name(word.speaker)

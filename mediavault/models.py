@@ -31,6 +31,7 @@ class _Strict(BaseModel):
 
 class MediaMetadata(_Strict):
     title: str | None = Field(None, max_length=1000)
+    description: str | None = Field(None, max_length=10_000)
     owner: str | None = Field(None, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=100)
     language: str | None = Field(None, max_length=35)
@@ -41,6 +42,13 @@ class MediaMetadata(_Strict):
     def _no_control_characters(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 and c not in "\t" for c in value):
             raise ValueError("must not contain control characters")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _printable_paragraphs(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 and c not in "\t\n" for c in value):
+            raise ValueError("must not contain control characters other than tabs and newlines")
         return value
 
     @field_validator("tags")

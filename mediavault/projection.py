@@ -98,6 +98,7 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
         "status": "committed",
         "manifest_version": manifest.version,
         "title": metadata.title,
+        "description": metadata.description,
         "owner": metadata.owner,
         "tags": metadata.tags,
         "language": metadata.language,

@@ -102,6 +102,9 @@ class WebOptions(BaseModel):
     )
     login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins allowed per client address")
     audit_flush_seconds: float = Field(2.0, gt=0, description="Crash loss window of the audit log")
+    prefect_ui_url: str | None = Field(
+        None, description="Where the dashboard links flow runs; default: PREFECT_UI_URL or PREFECT_API_URL"
+    )
 
 
 class MediavaultSettings(BaseSettings):

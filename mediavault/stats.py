@@ -59,7 +59,16 @@ def storage_stats(vault: Vault, owner: str | None = None) -> dict[str, Any]:
     """Use by artifact class and tier, and growth by month of first ingest (latest manifests);
     with ``owner``, only that owner's media (the owner recorded at ingest)."""
     if not any(True for _ in vault.list_keys("manifests/")):
-        return {"media": 0, "objects": 0, "bytes": 0, "by_class": [], "by_tier": [], "growth": []}
+        return {
+            "media": 0,
+            "objects": 0,
+            "bytes": 0,
+            "by_class": [],
+            "by_tier": [],
+            "growth": [],
+            "growth_by_class": [],
+            "growth_by_tier": [],
+        }
     con, pattern = connect(vault)
     source = "'" + pattern.replace("'", "''") + "'"
     con.execute(
@@ -96,5 +105,13 @@ def storage_stats(vault: Vault, owner: str | None = None) -> dict[str, Any]:
             "select strftime(cast(ingested_at as timestamp), '%Y-%m') as month, "
             "count(distinct media_id) as media, sum(a.size) as bytes from artifacts "
             "group by all order by month"
+        ),
+        "growth_by_class": rows(
+            "select strftime(cast(ingested_at as timestamp), '%Y-%m') as month, a.kind as class, "
+            "sum(a.size) as bytes from artifacts group by all order by month, class"
+        ),
+        "growth_by_tier": rows(
+            "select strftime(cast(ingested_at as timestamp), '%Y-%m') as month, a.tier as tier, "
+            "sum(a.size) as bytes from artifacts group by all order by month, tier"
         ),
     }

@@ -209,7 +209,7 @@ class FakeSolr:
     def select(self, collection: Collection, params: dict[str, list[str]]) -> dict:
         p = {k: v[-1] for k, v in params.items()}
         matcher, terms = parse_q(p.get("q", "*:*"))
-        filters = [parse_filter(f, p) for f in params.get("fq", [])]
+        filters = [parse_filter(f, p, collection.schema) for f in params.get("fq", [])]
         docs = [d for d in collection.committed.values() if matcher(d) and all(f(d) for f in filters)]
         scored = [(sum(tokens(d.get("text", "")).count(t) for t in terms), d) for d in docs]
         sort = p.get("sort")
@@ -245,16 +245,9 @@ class FakeSolr:
                 d["id"]: {"text": [highlight(d.get("text", ""), terms, p)]} for _, d in page
             }
         if p.get("facet") == "true":
-            limit = int(p.get("facet.limit", 100))
             out["facet_counts"] = {"facet_queries": {}, "facet_fields": {}}
             for name in params.get("facet.field", []):
-                counts: dict[str, int] = {}
-                for d in docs:
-                    for value in d.get(name) if isinstance(d.get(name), list) else [d.get(name)]:
-                        if value is not None:
-                            counts[str(value)] = counts.get(str(value), 0) + 1
-                ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-                out["facet_counts"]["facet_fields"][name] = [x for pair in ordered for x in pair]
+                out["facet_counts"]["facet_fields"][name] = facet_field(collection, docs, name, p)
         if p.get("stats") == "true":
             out["stats"] = {"stats_fields": {}}
             for name in params.get("stats.field", []):
@@ -267,6 +260,32 @@ class FakeSolr:
                     "sum": float(sum(values)),
                 }
         return out
+
+
+def values_of(doc: dict, field: str) -> set[str]:
+    """The distinct indexed values of a (possibly multi-valued) field of a document."""
+    value = doc.get(field)
+    return {str(v) for v in (value if isinstance(value, list) else [value]) if v is not None}
+
+
+def facet_field(collection: Collection, docs: list[dict], name: str, p: dict) -> list:
+    """``facet.field`` as Solr documents it: for each indexed term, the number of matching
+    documents containing it (a document counts once per term, however many values it has).
+    ``facet.mincount`` defaults to 0, so terms of non-matching documents are listed with count 0;
+    ``facet.limit`` defaults to 100 (negative: unlimited); ties are in index (term) order."""
+    if name not in collection.schema:
+        raise SolrError(400, f"undefined field {name}")
+    mincount = int(p.get(f"f.{name}.facet.mincount", p.get("facet.mincount", 0)))
+    limit = int(p.get(f"f.{name}.facet.limit", p.get("facet.limit", 100)))
+    counts: dict[str, int] = {}
+    if mincount <= 0:
+        for doc in collection.committed.values():
+            counts.update(dict.fromkeys(values_of(doc, name) - counts.keys(), 0))
+    for doc in docs:
+        for value in values_of(doc, name):
+            counts[value] = counts.get(value, 0) + 1
+    ordered = sorted(((k, v) for k, v in counts.items() if v >= mincount), key=lambda kv: (-kv[1], kv[0]))
+    return [x for pair in (ordered if limit < 0 else ordered[:limit]) for x in pair]
 
 
 def tokens(text: str) -> list[str]:
@@ -307,7 +326,7 @@ def _deref(value: str, p: dict) -> str:
     return value
 
 
-def parse_filter(fq: str, p: dict):
+def parse_filter(fq: str, p: dict, schema: dict[str, dict] | None = None):
     if m := re.fullmatch(r"-id:(\S+)", fq):
         excluded = m.group(1)
         return lambda d: d.get("id") != excluded
@@ -315,10 +334,14 @@ def parse_filter(fq: str, p: dict):
         media = m.group(1)
         return lambda d: d.get("media_id") == media
     if m := re.fullmatch(r"\{!term f=(\w+) v=(\$\w+)\}", fq):
+        # The term parser takes the dereferenced value verbatim (no syntax, no analysis on a StrField);
+        # on a multi-valued field a document matches when any one of its values equals it.
         field, value = m.group(1), _deref(m.group(2), p)
-        return lambda d: value in (d.get(field) if isinstance(d.get(field), list) else [d.get(field)])
+        if schema is not None and field not in schema:
+            raise SolrError(400, f"undefined field {field}")
+        return lambda d: value in values_of(d, field)
     if m := re.fullmatch(r"\{!bool should=(\$\w+) should=(\$\w+)\}", fq):
-        left, right = parse_filter(_deref(m.group(1), p), p), parse_filter(_deref(m.group(2), p), p)
+        left, right = (parse_filter(_deref(m.group(i), p), p, schema) for i in (1, 2))
         return lambda d: left(d) or right(d)
     if m := re.fullmatch(r"ingested_at:\[(\S+) TO (\S+)\]", fq):
         low, high = m.group(1), m.group(2)

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from mediavault import edits, reindex
+from mediavault.index_store import MongoIndexStore
+from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.projection import DigestSet
+from mediavault.reindex import IndexTarget
 from mediavault.search import SearchIndex, SearchQuery
+from mediavault.settings import MediavaultSettings
+from mediavault.vault import LocalVault
+from tests.helpers import JFK_JSON, JFK_MEDIA
 
 M1, M2 = "a" * 64, "b" * 64
 RUN = "c" * 32
+# Tags are exact values: none of these may be read as query syntax (wildcards, fields, local params).
+LITERAL_TAGS = [
+    "*",
+    'Rede 1961: "ask not" (JFK)',
+    "ünïcødé 日本語 tag",
+    "tags:shared OR *",
+    "{!join from=id to=id}x",
+    "$p_tag",
+    "back\\slash [a TO z]",
+]
+M1_TAGS = sorted(["shared", *LITERAL_TAGS])
+M2_TAGS = ["b-only", "shared"]
 
 
 def doc(
@@ -23,6 +43,7 @@ def doc(
     owner: str = "team-a",
     language: str = "en",
     ingested: str = "2026-01-10T00:00:00+00:00",
+    tags: list[str] | None = None,
 ) -> dict:
     return {
         "id": f"{media}:{RUN}:{seq}",
@@ -37,7 +58,7 @@ def doc(
         "end": start + 2.0,
         "language": language,
         "title": f"title {media[:4]}",
-        "tags": ["x"],
+        "tags": M1_TAGS if tags is None else tags,
         "ingested_at": ingested,
     }
 
@@ -62,6 +83,7 @@ DOCS = [
         owner="team-b",
         language="fr",
         ingested="2026-03-01T00:00:00+00:00",
+        tags=M2_TAGS,
     ),
     doc(
         M2,
@@ -72,6 +94,7 @@ DOCS = [
         owner="team-b",
         language="fr",
         ingested="2026-03-01T00:00:00+00:00",
+        tags=M2_TAGS,
     ),
 ]
 
@@ -163,6 +186,54 @@ def test_filter_values_are_literal(live: SearchIndex) -> None:
     assert live.search(SearchQuery(speaker="*")).total == 0
 
 
+def test_tag_filter_matches_one_of_a_documents_tags_exactly(live: SearchIndex) -> None:
+    shared = live.search(SearchQuery(tag="shared", limit=50))
+    assert shared.total == 5 and {h.media_id for h in shared.hits} == {M1, M2}, "a tag on two media"
+    assert sorted(ids(live.search(SearchQuery(tag="b-only")))) == [DOCS[3]["id"], DOCS[4]["id"]]
+    for missing in ("no-such-tag", "Shared", "shar", "shar*", " shared", "shared b-only", ""):
+        expected = 5 if missing == "" else 0  # an empty filter is no filter, as for the others
+        assert live.search(SearchQuery(tag=missing)).total == expected, missing
+
+
+@pytest.mark.parametrize("tag", LITERAL_TAGS)
+def test_tag_values_are_literal(live: SearchIndex, tag: str) -> None:
+    """Each of these tags is on M1 only: query syntax in it would widen or break the match."""
+    result = live.search(SearchQuery(tag=tag, limit=50))
+    assert sorted(ids(result)) == sorted(d["id"] for d in DOCS[:3]), tag
+    assert live.search(SearchQuery(tag=tag, owner="team-b")).total == 0
+    assert live.search(SearchQuery(tag=tag + "x")).total == 0
+
+
+def test_tag_combines_with_owner_and_text(live: SearchIndex) -> None:
+    assert live.search(SearchQuery(tag="shared", owner="team-a")).total == 3
+    assert live.search(SearchQuery(tag="shared", owner="team-b")).total == 2
+    assert live.search(SearchQuery(tag="b-only", owner="team-a")).total == 0
+    assert sorted(ids(live.search(SearchQuery(text="country", tag="shared")))) == sorted(
+        DOCS[i]["id"] for i in (0, 1, 3)
+    )
+    assert ids(live.search(SearchQuery(text="country", tag="b-only"))) == [DOCS[3]["id"]]
+    assert live.search(SearchQuery(text="budget", tag=LITERAL_TAGS[1])).total == 0
+    assert ids(live.search(SearchQuery(text='"fellow Americans"', tag="*", owner="team-a"))) == [
+        DOCS[0]["id"]
+    ]
+
+
+def test_tag_facet_counts_statements_per_tag(live: SearchIndex) -> None:
+    result = live.search(SearchQuery(text="country"))
+    assert result.facets["tags"] == {"shared": 3, "b-only": 1} | dict.fromkeys(LITERAL_TAGS, 2)
+    narrowed = live.search(SearchQuery(tag="b-only"))
+    assert narrowed.facets["tags"] == {"b-only": 2, "shared": 2}, "facets follow the tag filter too"
+
+
+def test_facets_never_name_another_owners_tags(live: SearchIndex) -> None:
+    for query in (SearchQuery(owner="team-a"), SearchQuery(owner="team-a", text="country")):
+        result = live.search(query)
+        assert "b-only" not in result.facets["tags"], "a tag used only by team-b leaked into team-a's facets"
+        assert result.facets["tags"]["shared"] == result.total, "counts are within the owner scope"
+        assert set(result.facets["media_id"]) == {M1}
+    assert live.search(SearchQuery(owner="team-b")).facets["tags"] == {"b-only": 2, "shared": 2}
+
+
 def test_generations_switch_atomically_and_roll_back(live: SearchIndex) -> None:
     live.create_generation(2)
     live.add(2, DOCS[:2])
@@ -183,3 +254,34 @@ def test_summary_counts_and_digests(live: SearchIndex) -> None:
     live.commit(1)
     assert live.summary(1)[0] == 3
     assert live.search(SearchQuery(media_id=M2)).total == 0
+
+
+def test_tag_edits_are_searchable_after_reprojection(
+    search_index: SearchIndex, mongo_db, tmp_path: Path
+) -> None:
+    target = IndexTarget(LocalVault(tmp_path / "vault"), MongoIndexStore(mongo_db), search_index)
+    media_id = ingest(
+        target.vault,
+        IngestRequest(
+            media=str(JFK_MEDIA),
+            outputs=[OutputSpec(str(JFK_JSON))],
+            metadata={"owner": "alice", "tags": ["speech"]},
+        ),
+        MediavaultSettings(home=tmp_path / "home", mongo_mode="disabled"),
+    ).media_id
+    reindex.full_rebuild(target)
+    statements = search_index.search(SearchQuery(tag="speech")).total
+    assert statements > 0 and search_index.search(SearchQuery(tag="history")).total == 0
+    edits.add_edit(target.vault, media_id, "fix-metadata", {"tags": ["history", "1961: JFK *"]})
+    reindex.reindex_media(target, [media_id])
+    assert search_index.search(SearchQuery(tag="speech")).total == 0, "the old tag is gone"
+    assert search_index.search(SearchQuery(tag="1961: JFK *", owner="alice")).total == statements
+    assert search_index.search(SearchQuery()).facets["tags"] == {
+        "history": statements,
+        "1961: JFK *": statements,
+    }
+    edits.add_edit(target.vault, media_id, "fix-metadata", {"tags": []})
+    reindex.reindex_media(target, [media_id])
+    untagged = search_index.search(SearchQuery())
+    assert untagged.total == statements and untagged.facets["tags"] == {}
+    assert search_index.search(SearchQuery(tag="history")).total == 0

@@ -3,109 +3,20 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
-import uvicorn
 
-from mediavault import reindex
-from mediavault.access.tokens import TokenStore
-from mediavault.backends import index_target
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies
 from mediavault.models import utc_now
-from mediavault.settings import MediavaultSettings, S3Options, WebOptions
-from mediavault.vault import Vault, vault_from_settings
 from mediavault.vault.s3 import S3Vault
-from mediavault.web import create_app
-from tests.conftest import REAL
-from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
+from tests import web_site
+from tests.helpers import JFK_MEDIA
+from tests.web_site import Site
 
-
-@dataclass
-class Site:
-    url: str
-    vault: Vault
-    settings: MediavaultSettings
-    tokens: dict[str, str]
-    alice_media: str
-    bob_media: str
-
-    def client(self, who: str | None = None, **kwargs) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
-
-
-def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
-
-
-@pytest.fixture(params=["local", "s3"])
-def site(request: pytest.FixtureRequest, tmp_path: Path, mongo_url: str) -> Iterator[Site]:
-    if request.param == "local":
-        vault_url, s3 = (tmp_path / "vault").resolve().as_uri(), S3Options()
-    else:
-        options = request.getfixturevalue("s3_options")
-        vault_url, s3 = f"s3://{request.getfixturevalue('s3_bucket')}/web", options
-    settings = MediavaultSettings(
-        home=tmp_path / "home",
-        vault_url=vault_url,
-        s3=s3,
-        mongo_mode="external",
-        mongo_url=mongo_url,
-        mongo_database=f"web_{uuid.uuid4().hex[:10]}",
-        web=WebOptions(login_attempts_per_minute=3, audit_flush_seconds=0.2),
-    )
-    vault = vault_from_settings(settings)
-    alice = ingest(
-        vault,
-        IngestRequest(
-            media=str(JFK_MEDIA),
-            outputs=[OutputSpec(str(JFK_JSON))],
-            metadata={"title": "Ask not", "owner": "alice"},
-        ),
-        settings,
-    ).media_id
-    bob_wav = make_wav(tmp_path / "bob.wav", 300, 330)
-    bob = ingest(
-        vault,
-        IngestRequest(
-            media=str(bob_wav),
-            outputs=[OutputSpec(str(REAL / "whisperx_en_schoolboard_short.json"))],
-            metadata={"title": "School board", "owner": "bob"},
-        ),
-        settings,
-    ).media_id
-    reindex.full_rebuild(index_target(settings))
-    store = TokenStore(vault)
-    tokens = {
-        "alice-viewer": store.create("alice", "viewer")[1],
-        "alice-editor": store.create("alice", "editor")[1],
-        "bob-viewer": store.create("bob", "viewer")[1],
-        "admin": store.create("*", "admin")[1],
-    }
-    url, server, thread = serve(create_app(settings))
-    yield Site(url, vault, settings, tokens, alice, bob)
-    server.should_exit = True
-    thread.join(timeout=30)
-    index_target(settings).store.database.client.drop_database(settings.mongo_database)
+site = web_site.site  # the fixture, shared with the other web test modules
 
 
 def test_health_needs_no_token_and_everything_else_does(site: Site) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FACET_FIELDS = ("speaker_name", "media_id", "language")
+FACET_FIELDS = ("speaker_name", "media_id", "language", "tags")
 
 
 class SearchQuery(BaseModel):
@@ -20,6 +20,7 @@ class SearchQuery(BaseModel):
     media_id: str | None = Field(None, max_length=64)
     owner: str | None = Field(None, max_length=200)
     language: str | None = Field(None, max_length=35)
+    tag: str | None = Field(None, max_length=200, description="One of the media's tags, matched exactly.")
     date_from: datetime | None = None
     date_to: datetime | None = None
     sort: Literal["relevance", "time"] = "relevance"

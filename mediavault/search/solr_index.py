@@ -312,6 +312,9 @@ class SolrSearchIndex:
             if value:
                 params["fq"].append(f"{{!term f={field} v=$p_{field}}}")
                 params[f"p_{field}"] = value
+        if query.tag:  # multi-valued: the term matches any one of a document's tags
+            params["fq"].append("{!term f=tags v=$p_tag}")
+            params["p_tag"] = query.tag
         if query.speaker:
             params["fq"].append("{!bool should=$p_by_name should=$p_by_label}")
             params["p_by_name"] = "{!term f=speaker_name v=$p_speaker}"

@@ -208,6 +208,8 @@ class TantivySearchIndex:
             value = getattr(query, name)
             if value:
                 must.append(tantivy.Query.term_query(schema, name, value))
+        if query.tag:  # a raw multi-valued field: the term matches any one of a document's tags
+            must.append(tantivy.Query.term_query(schema, "tags", query.tag))
         if query.date_from or query.date_to:
             must.append(
                 tantivy.Query.range_query(

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from mediavault.settings import MediavaultSettings, load_settings
-from mediavault.web import errors, routes_admin, routes_media, routes_search, routes_session
+from mediavault.web import errors, pages, routes_admin, routes_media, routes_search, routes_session
 from mediavault.web.auth import LoginThrottle, ServicesDep
 from mediavault.web.services import RestoreStarter, Services
+
+STATIC = Path(__file__).with_name("static")
 
 
 def create_app(
@@ -31,18 +36,31 @@ def create_app(
         title="mediavault",
         version="1",
         summary="Search, play and correct AI transcripts kept in the mediavault vault.",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
     app.state.services = services
-    errors.install(app)
+    errors.install(app, page_errors=pages.error_page)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(routes_session.router)
     app.include_router(routes_media.router)
     app.include_router(routes_media.shared)
     app.include_router(routes_search.router)
     app.include_router(routes_admin.router)
+    app.include_router(pages.router)
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        """Swagger UI from the app's own static files: the docs work offline."""
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="mediavault API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     @app.get("/healthz", tags=["health"])
     async def healthz(services: ServicesDep) -> Any:

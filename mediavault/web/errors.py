@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediavault.errors import ConfigurationError, InputError, PreconditionFailed, TransientError
@@ -34,9 +35,19 @@ def _answer(status: int, error: str, detail: Any = None, headers: dict[str, str]
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-def install(app: FastAPI) -> None:
+PageRenderer = Callable[[Request, ApiError], Response]
+
+
+def install(app: FastAPI, page_errors: PageRenderer | None = None) -> None:
+    """JSON errors everywhere, except on routes marked as pages, which ``page_errors`` renders."""
+
+    def on_page(request: Request) -> bool:
+        return page_errors is not None and getattr(request.state, "page", False)
+
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if page_errors is not None and on_page(request):
+            return page_errors(request, exc)
         return _answer(exc.status, exc.error, exc.detail, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -45,15 +56,22 @@ def install(app: FastAPI) -> None:
         return _answer(exc.status_code, error, None, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         fields = [
             {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]
         first = fields[0]["field"] if fields else "request"
+        if page_errors is not None and on_page(request):
+            message = f"{first}: {fields[0]['message']}" if fields else "invalid request"
+            return page_errors(request, ApiError(422, f"invalid {first}", {"message": message}))
         return _answer(422, f"invalid {first}", fields)
 
     @app.exception_handler(InputError)
-    async def bad_input(request: Request, exc: InputError) -> JSONResponse:
+    async def bad_input(request: Request, exc: InputError) -> Response:
+        if page_errors is not None and on_page(request):
+            return page_errors(
+                request, ApiError(422, exc.message, {"message": f"{exc.field}: {exc.message}"})
+            )
         return _answer(422, exc.message, {"field": exc.field, "file": exc.file})
 
     @app.exception_handler(PreconditionFailed)

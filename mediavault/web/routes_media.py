@@ -161,10 +161,11 @@ def media_transcript(
     request: Request,
     response: Response,
     run: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    seq: Annotated[list[int] | None, Query(max_length=1000, description="Only these statements")] = None,
 ) -> dict[str, Any]:
     view = visible(services, request, caller, media_id)
     response.headers["ETag"] = etag(view.manifest.version)
-    return catalog.transcript(services.vault, view, run)
+    return catalog.transcript(services.vault, view, run, set(seq) if seq else None)
 
 
 @router.get("/{media_id}/export/{format_name}")
@@ -203,7 +204,8 @@ def _hot_media(view: catalog.MediaView, media_id: str):
     return media
 
 
-@router.api_route("/{media_id}/stream", methods=["GET", "HEAD"])
+@router.get("/{media_id}/stream")
+@router.head("/{media_id}/stream", operation_id="media_stream_head")  # one OpenAPI operation each
 def media_stream(media_id: MediaId, services: ServicesDep, caller: CallerDep, request: Request) -> Response:
     """The media bytes: with Range support on a local vault, a presigned redirect on S3."""
     view = visible(services, request, caller, media_id)
@@ -260,11 +262,16 @@ def shared_download(signed: Annotated[str, Path(max_length=4000)], services: Ser
         )
     except BadSignature:
         raise ApiError(403, "invalid or expired link") from None
-    view = catalog.media_view(services.vault, str(data.get("m", "")))
-    if view is None or view.media is None or view.media.key != data.get("k") or view.media.tier != "hot":
-        raise ApiError(410, "this media is no longer available at this link")
     vault = services.vault
-    assert isinstance(vault, LocalVault)
+    view = catalog.media_view(vault, str(data.get("m", "")))
+    if (
+        not isinstance(vault, LocalVault)  # links of a local vault the secret signed before a move to S3
+        or view is None
+        or view.media is None
+        or view.media.key != data.get("k")
+        or view.media.tier != "hot"
+    ):
+        raise ApiError(410, "this media is no longer available at this link")
     return FileResponse(
         vault.local_path(view.media.key),
         media_type=view.media.content_type,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
 
 from mediavault.access.audit import AuditRecord
 from mediavault.models import utc_now
+from mediavault.web import pages
 from mediavault.web.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -21,18 +23,24 @@ from mediavault.web.errors import ApiError
 router = APIRouter(tags=["session"])
 
 
-@router.post("/login")
+@router.post("/login", response_model=None)
 def login(
     request: Request,
     response: Response,
     services: ServicesDep,
     token: Annotated[str, Form(max_length=200)],
-) -> dict[str, Any]:
+    next: Annotated[str | None, Form(max_length=2000, description="Page form: where to go")] = None,
+) -> dict[str, Any] | Response:
     """Check the token, then set an HttpOnly, SameSite=Strict session cookie (Secure over https)
-    and a readable CSRF cookie whose value unsafe requests echo in ``X-CSRF-Token``."""
+    and a readable CSRF cookie whose value unsafe requests echo in ``X-CSRF-Token``.
+
+    The login page's form sends ``next``: it gets a redirect there, or the page again with the
+    error; other clients get JSON."""
     client = client_address(request) or "unknown"
     wait = services.login_throttle.retry_after(client)
     if wait:
+        if next is not None:
+            return pages.login_failed_page(request, next, f"Too many failed logins: wait {wait} s.", 429)
         raise ApiError(429, "too many failed logins; try again later", None, {"Retry-After": str(wait)})
     principal, reason = services.tokens.check(token)
     services.audit.record(
@@ -49,7 +57,11 @@ def login(
     )
     if principal is None:
         services.login_throttle.failed(client)
+        if next is not None:
+            return pages.login_failed_page(request, next, f"That token is not valid ({reason}).", 401)
         raise ApiError(401, "invalid token", {"reason": reason})
+    if next is not None:
+        response = RedirectResponse(pages.safe_next(next), status_code=303)
     cookie, csrf = new_session(services, principal)
     secure = request.url.scheme == "https"
     max_age = int(services.settings.web.session_hours * 3600)
@@ -59,14 +71,19 @@ def login(
     response.set_cookie(
         CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="strict", secure=secure, path="/"
     )
+    if next is not None:
+        return response
     return {"owner": principal.owner, "role": principal.role, "name": principal.name, "csrf": csrf}
 
 
-@router.post("/logout")
-def logout(response: Response) -> dict[str, Any]:
+@router.post("/logout", response_model=None)
+def logout(request: Request, response: Response) -> dict[str, Any] | Response:
+    """Drop the session cookies; a browser form gets the login page again."""
+    if "text/html" in request.headers.get("accept", ""):
+        response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
-    return {"ok": True}
+    return response if isinstance(response, RedirectResponse) else {"ok": True}
 
 
 @router.get("/api/v1/me")

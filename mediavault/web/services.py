@@ -85,6 +85,15 @@ class Services:
 
         return search_from_settings(self.settings)
 
+    @property
+    def prefect_ui_url(self) -> str | None:
+        """The Prefect UI the dashboard links to, if one is known."""
+        configured = self.settings.web.prefect_ui_url or os.environ.get("PREFECT_UI_URL")
+        if configured:
+            return configured.rstrip("/")
+        api = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+        return api.removesuffix("/api") if api.endswith("/api") else None
+
     def first_stream_of_session(self, session: str, media_id: str) -> bool:
         """True once per (session, media) per session lifetime: one audit record per stream
         opened, not one per range request."""
