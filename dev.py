@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -38,8 +39,33 @@ def ensure_environment() -> None:
     print("installing pinned dependencies (first run only) ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip==26.3"], check=False)
-    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True)
+    quiet = {**os.environ, "PYTHONWARNINGS": "ignore"}  # setuptools' editable-install notice
+    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True, env=quiet)
     STAMP.write_text(_fingerprint())
+
+
+CHROMIUM = os.environ.get("MEDIAVAULT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_HELP = (
+    "the browser tests need Chromium at {path}. On Debian or Ubuntu: sudo apt-get install -y chromium; "
+    "elsewhere install Chromium and set MEDIAVAULT_CHROMIUM to its path "
+    "(or run python3 dev.py test -m 'not browser' to leave those tests out)."
+)
+
+
+def ensure_chromium(pytest_args: list[str]) -> None:
+    """The browser tests drive the system's Chromium: install Debian's package when it is missing
+    and we can (root with apt-get), else stop with how to do it."""
+    if Path(CHROMIUM).exists() or "not browser" in " ".join(pytest_args):
+        return
+    apt = shutil.which("apt-get")
+    if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and CHROMIUM == "/usr/bin/chromium":
+        print("installing Chromium for the browser tests (apt-get install chromium) ...", flush=True)
+        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([apt, "update", "-qq"], env=quiet, check=False)
+        subprocess.run([apt, "install", "-y", "-qq", "chromium"], env=quiet, check=False)
+        if Path(CHROMIUM).exists():
+            return
+    sys.exit("error: " + CHROMIUM_HELP.format(path=CHROMIUM))
 
 
 def main(argv: list[str]) -> int:
@@ -49,6 +75,7 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "test":
+        ensure_chromium(rest)
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     elif command == "demo":
         args = [str(BIN / "mediavault"), "demo", *rest]

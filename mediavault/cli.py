@@ -426,12 +426,26 @@ def show_journal(
 
 
 @app.command()
-def demo() -> None:
-    """Set up $MEDIAVAULT_HOME, ingest the bundled sample, and show what the vault holds."""
+def demo(
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="End by serving the dashboard until Ctrl-C.")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8765,
+) -> None:
+    """Set up $MEDIAVAULT_HOME, ingest the bundled sample, build the index, and serve the dashboard
+    with a fresh admin token."""
     settings = _settings()
     sample_dir = settings.home / "sample"
     sample_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("jfk.flac", "whisper_en_jfk.json", "whisper_en_jfk.srt", "PROVENANCE.md"):
+    for name in (
+        "jfk.flac",
+        "whisper_en_jfk.json",
+        "whisper_en_jfk.srt",
+        "schoolboard_synth.ogg",
+        "whisperx_en_schoolboard_short.json",
+        "make_schoolboard_audio.py",
+        "PROVENANCE.md",
+    ):
         with resources.as_file(resources.files("mediavault.samples") / name) as source:
             shutil.copyfile(source, sample_dir / name)
     console.print(
@@ -439,33 +453,74 @@ def demo() -> None:
         f"vault: {escape(settings.resolved_vault_url())}"
     )
     console.print(
-        "sample: JFK inaugural address (public domain) with its openai-whisper output; "
+        "samples: JFK inaugural address (public domain) with its openai-whisper output, and a real "
+        "diarized WhisperX transcript of a school board meeting over synthesized speech; "
         f"see {escape(str(sample_dir / 'PROVENANCE.md'))}"
     )
+    common: dict[str, Any] = {
+        "owner": "demo",
+        "language": "en",
+        "model_version": None,
+        "param": [],
+        "output_format": None,
+        "vault": None,
+        "config_block": None,
+    }
     ingest(
         str(sample_dir / "jfk.flac"),
         output=[str(sample_dir / "whisper_en_jfk.json"), str(sample_dir / "whisper_en_jfk.srt")],
         title="Inaugural address (excerpt)",
-        owner="demo",
         tag=["speech", "public-domain"],
-        language="en",
         source_url="https://github.com/openai/whisper/blob/main/tests/jfk.flac",
         model="openai-whisper",
-        model_version=None,
-        param=[],
-        output_format=None,
-        vault=None,
-        config_block=None,
+        **common,
+    )
+    ingest(
+        str(sample_dir / "schoolboard_synth.ogg"),
+        output=[str(sample_dir / "whisperx_en_schoolboard_short.json")],
+        title="School board (excerpt)",
+        tag=["meeting", "sample"],
+        source_url=None,
+        model="whisperx",
+        **common,
     )
     list_media(vault=None, as_json=False)
     store = vault_from_settings(settings)
-    show(manifests.list_media_ids(store)[0], vault=None, as_json=False)
+    for media_id in manifests.list_media_ids(store):
+        show(media_id, vault=None, as_json=False)
     if settings.mongo_mode == "embedded" and settings.mongo_url is None:
         server = embedded.running(settings.home / "mongo")
         if server:
             console.print(
                 f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'"
             )
+    if settings.mongo_mode == "disabled":
+        return
+    from mediavault import reindex
+    from mediavault.backends import index_target
+
+    reindex.incremental(index_target(settings))
+    token = demo_token(store)
+    url = f"http://127.0.0.1:{port}"
+    console.print(
+        f"\n[bold]Dashboard[/]: {url}/search?q=country  -  log in with this admin token "
+        "(shown once; each demo run replaces it):"
+    )
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+    if serve:
+        console.print("serving until Ctrl-C (run 'python3 dev.py demo' again to come back) ...")
+        serve_command(host="127.0.0.1", port=port, vault=None)
+
+
+def demo_token(store) -> str:
+    """A new admin token named "demo"; the previous demo tokens are revoked."""
+    from mediavault.access.tokens import TokenStore
+
+    tokens = TokenStore(store)
+    for info in tokens.list():
+        if info.name == "demo" and not info.revoked:
+            tokens.revoke(info.id, by="demo")
+    return tokens.create("*", "admin", name="demo")[1]
 
 
 def _timestamp(seconds: float) -> str:
@@ -673,7 +728,9 @@ def serve_command(
                 "Create one with 'mediavault token create --owner OWNER --role admin', or bind 127.0.0.1"
             )
         )
-    console.print(f"serving on http://{escape(host)}:{port}  (API docs: /api/docs)")
+    console.print(
+        f"serving on http://{escape(host)}:{port}  (dashboard: /search, API docs: /api/docs; Ctrl-C stops)"
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
 
 

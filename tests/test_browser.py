@@ -31,10 +31,11 @@ from mediavault.lifecycle.policy import Policies
 from mediavault.models import utc_now
 from mediavault.settings import MediavaultSettings, WebOptions
 from mediavault.vault import vault_from_settings
+from mediavault.vault.s3 import make_s3_client
 from mediavault.web import create_app
 from tests.conftest import REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA
-from tests.web_site import serve
+from tests.web_site import moto_options, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
@@ -473,3 +474,61 @@ def test_long_transcript_stays_fast(site: Site, page_for) -> None:
     page.fill("#find", "we12345 should")
     page.wait_for_function("document.getElementById('find-count').textContent === '1 of 1'")
     assert "we12345" in page.locator(".stmt.find-current").inner_text()
+
+
+@pytest.fixture(scope="module")
+def s3_site(tmp_path_factory: pytest.TempPathFactory, mongo_url: str, moto_endpoint: str) -> Iterator[Site]:
+    """The player over an S3 vault (moto): the stream is a 307 to a presigned URL."""
+    root = tmp_path_factory.mktemp("browser-s3")
+    s3 = moto_options(moto_endpoint)
+    bucket = f"player-{uuid.uuid4().hex[:12]}"
+    make_s3_client(s3).create_bucket(Bucket=bucket)
+    settings = MediavaultSettings(
+        home=root / "home",
+        vault_url=f"s3://{bucket}/vault",
+        s3=s3,
+        mongo_mode="external",
+        mongo_url=mongo_url,
+        mongo_database=f"browser_s3_{uuid.uuid4().hex[:10]}",
+        web=WebOptions(audit_flush_seconds=0.2),
+    )
+    vault = vault_from_settings(settings)
+    request = IngestRequest(
+        media=str(tone_wav(root / "board.wav", 740, 440)),
+        outputs=[OutputSpec(str(SCHOOLBOARD))],
+        metadata={"title": "School board", "owner": "alice"},
+    )
+    media = {"board": ingest(vault, request, settings).media_id}
+    reindex.full_rebuild(index_target(settings))
+    tokens = {"viewer": TokenStore(vault).create("alice", "viewer", name="Vera")[1]}
+    url, server, thread = serve(create_app(settings))
+    yield Site(url, settings, tokens, media)
+    server.should_exit = True
+    thread.join(timeout=30)
+    index_target(settings).store.database.client.drop_database(settings.mongo_database)
+
+
+def test_s3_vault_plays_through_a_presigned_url_with_ranges(
+    s3_site: Site, browser, moto_endpoint: str
+) -> None:
+    context = browser.new_context(base_url=s3_site.url)
+    try:
+        assert context.request.post("/login", form={"token": s3_site.tokens["viewer"]}).ok
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        answers: list[tuple[str, int]] = []
+        page.on("response", lambda r: answers.append((r.url, r.status)))
+        open_player(page, s3_site, "board", "?t=120")
+        page.wait_for_function("document.getElementById('media').readyState >= 1")
+        page.evaluate("document.getElementById('media').play()")
+        page.wait_for_function("document.getElementById('media').currentTime > 121", timeout=15_000)
+        page.evaluate("document.getElementById('media').pause()")
+        assert current_word(page)["count"] == 1
+        redirects = [status for url, status in answers if "/stream" in url]
+        assert 307 in redirects, answers
+        presigned = [status for url, status in answers if url.startswith(moto_endpoint)]
+        assert 206 in presigned, answers
+        assert not errors, errors
+    finally:
+        context.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 
 from mediavault import embedded
 from mediavault.cli import PREFECT_ENV_DEFAULTS
+from mediavault.vault import LocalVault
 from tests.conftest import REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA
 
@@ -152,7 +154,7 @@ def test_bad_input_exit_code_and_message(home: Path, tmp_path: Path) -> None:
 def test_demo_runs_on_embedded_defaults(home: Path) -> None:
     runner.env = {"MEDIAVAULT_HOME": str(home), "MEDIAVAULT_MONGO_MODE": "embedded"}
     try:
-        result = runner.invoke(["demo"])
+        result = runner.invoke(["demo", "--no-serve"])
         assert result.exit_code == 0, result.output
         assert "Inaugural address" in result.output and "1 media item(s)" in result.output
         assert (home / "vault" / "vault.json").exists()
@@ -160,8 +162,17 @@ def test_demo_runs_on_embedded_defaults(home: Path) -> None:
         assert server is not None, "the embedded SecantusDB server should be up"
         from pymongo import MongoClient
 
-        record = MongoClient(server.url).mediavault.media.find_one({})
+        from mediavault.access.tokens import TokenStore
+        from mediavault.index_store import live_media_collection
+
+        record = live_media_collection(MongoClient(server.url).mediavault).find_one({})
         assert record["status"] == "committed" and record["owner"] == "demo"
+        token = re.findall(r"mvt_[0-9a-f]{12}_[\w-]{43}", result.output)[-1]
+        principal, _ = TokenStore(LocalVault(home / "vault")).check(token)
+        assert principal is not None and principal.is_admin and principal.name == "demo"
+        again = runner.invoke(["demo", "--no-serve"])
+        assert again.exit_code == 0, again.output
+        assert TokenStore(LocalVault(home / "vault")).check(token)[0] is None, "the old demo token is revoked"
     finally:
         embedded.stop(home / "mongo")
 

@@ -20,7 +20,8 @@
   let starts = new Float64Array(0), ends = new Float64Array(0), reach = new Float64Array(0);
   let wordStatement = new Int32Array(0), firstWord = new Int32Array(0);
   let wordEls = [], statementEls = [], blockEls = [], rendered = [];
-  let current = -1, pinned = -1, follow = true, observer = null;
+  let current = -1, currentStatement = -1, pinned = -1, follow = true, observer = null;
+  let statementStarts = new Float64Array(0), statementReach = new Float64Array(0);
   let findTerms = [], findMatches = [], findPos = -1, marked = new Set();
   const perf = (window.mvPerf = { started: performance.now() });
 
@@ -87,6 +88,15 @@
       }
     });
     wordEls = new Array(n);
+    statementStarts = new Float64Array(statements.length);
+    statementReach = new Float64Array(statements.length);
+    let latest = 0, furthest = 0;
+    statements.forEach((s, si) => {
+      latest = Math.max(latest, s.start);
+      furthest = Math.max(furthest, s.end);
+      statementStarts[si] = latest;
+      statementReach[si] = furthest;
+    });
   }
 
   function wordAt(t) {
@@ -101,10 +111,10 @@
   }
 
   function statementAt(t) {
-    let lo = 0, hi = statements.length - 1, found = 0;
+    let lo = 0, hi = statementStarts.length - 1, found = 0;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (statements[mid].start <= t + EPSILON) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
+      if (statementStarts[mid] <= t + EPSILON) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
     }
     return found;
   }
@@ -168,16 +178,20 @@
     block.style.minHeight = "";
     rendered[b] = true;
     if (current >= 0 && wordEls[current]) wordEls[current].classList.add("current");
+    if (currentStatement >= 0 && statementEls[currentStatement]) statementEls[currentStatement].classList.add("playing");
     markFindHits(b);
     if (findPos >= 0 && statementEls[findMatches[findPos]]) statementEls[findMatches[findPos]].classList.add("find-current");
   }
 
   function rerender() {
+    current = -1;
+    currentStatement = -1;
     const open = rendered.map((r, b) => (r ? b : -1)).filter((b) => b >= 0);
     const top = box.scrollTop;
     layout();
     for (const b of open) renderBlock(b);
     box.scrollTop = top;
+    if (media) highlightAt(media.currentTime);
   }
 
   function reveal(node, force = false) {
@@ -208,7 +222,24 @@
     }
   }
 
+  function setCurrentStatement(si) {
+    if (si === currentStatement) return;
+    if (currentStatement >= 0 && statementEls[currentStatement]) statementEls[currentStatement].classList.remove("playing");
+    currentStatement = si;
+    if (si < 0) return;
+    if (!statementEls[si] && follow) renderBlock(Math.floor(si / BLOCK));
+    const node = statementEls[si];
+    if (node) {
+      node.classList.add("playing");
+      if (follow && !starts.length) reveal(node);
+    }
+  }
+
   function highlightAt(t) {
+    if (statements.length) {
+      const si = statementAt(t);
+      setCurrentStatement(t + EPSILON >= statements[si].start && t <= statementReach[si] + 0.5 ? si : -1);
+    }
     if (pinned >= 0 && t >= starts[pinned] - EPSILON && t < Math.max(ends[pinned], starts[pinned] + 0.05)) {
       setCurrent(pinned);
     } else {
