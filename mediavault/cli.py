@@ -432,7 +432,7 @@ def demo(
     ] = True,
     port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8765,
 ) -> None:
-    """Set up $MEDIAVAULT_HOME, ingest the bundled sample, build the index, and serve the dashboard
+    """Set up $MEDIAVAULT_HOME, ingest the bundled samples, build the index, and serve the dashboard
     with a fresh admin token."""
     settings = _settings()
     sample_dir = settings.home / "sample"
@@ -475,16 +475,15 @@ def demo(
         model="openai-whisper",
         **common,
     )
-    if False:  # BREAK
-        ingest(
-            str(sample_dir / "schoolboard_synth.ogg"),
-            output=[str(sample_dir / "whisperx_en_schoolboard_short.json")],
-            title="School board (excerpt)",
-            tag=["meeting", "sample"],
-            source_url=None,
-            model="whisperx",
-            **common,
-        )
+    ingest(
+        str(sample_dir / "schoolboard_synth.ogg"),
+        output=[str(sample_dir / "whisperx_en_schoolboard_short.json")],
+        title="School board (excerpt)",
+        tag=["meeting", "sample"],
+        source_url=None,
+        model="whisperx",
+        **common,
+    )
     list_media(vault=None, as_json=False)
     store = vault_from_settings(settings)
     for media_id in manifests.list_media_ids(store):
@@ -504,7 +503,7 @@ def demo(
     token = demo_token(store)
     url = f"http://127.0.0.1:{port}"
     console.print(
-        f"\n[bold]Dashboard[/]: {url}/search?q=country  -  log in with this admin token "
+        f"\n[bold]Dashboard[/]: {url}/search?q=allegiance  -  log in with this admin token "
         "(shown once; each demo run replaces it):"
     )
     console.print(token, markup=False, highlight=False, soft_wrap=True)

@@ -156,7 +156,8 @@ def test_demo_runs_on_embedded_defaults(home: Path) -> None:
     try:
         result = runner.invoke(["demo", "--no-serve"])
         assert result.exit_code == 0, result.output
-        assert "Inaugural address" in result.output and "1 media item(s)" in result.output
+        assert "Inaugural address" in result.output and "School board" in result.output
+        assert "2 media item(s)" in result.output
         assert (home / "vault" / "vault.json").exists()
         server = embedded.running(home / "mongo")
         assert server is not None, "the embedded SecantusDB server should be up"
@@ -165,8 +166,14 @@ def test_demo_runs_on_embedded_defaults(home: Path) -> None:
         from mediavault.access.tokens import TokenStore
         from mediavault.index_store import live_media_collection
 
-        record = live_media_collection(MongoClient(server.url).mediavault).find_one({})
-        assert record["status"] == "committed" and record["owner"] == "demo"
+        records = {r["title"]: r for r in live_media_collection(MongoClient(server.url).mediavault).find({})}
+        assert set(records) == {"Inaugural address (excerpt)", "School board (excerpt)"}
+        assert all(r["status"] == "committed" and r["owner"] == "demo" for r in records.values())
+        meeting = records["School board (excerpt)"]
+        assert [s["label"] for s in meeting["speakers"]] == ["SPEAKER_01", "SPEAKER_05", "SPEAKER_06"]
+        assert meeting["container"] == "ogg" and meeting["duration_seconds"] > 104.27, "covers the last end"
+        assert meeting["runs"][0]["model"] == "whisperx" and meeting["tags"] == ["meeting", "sample"]
+        assert meeting["counts"]["statements"] == 28 and meeting["counts"]["words"] > 0
         token = re.findall(r"mvt_[0-9a-f]{12}_[\w-]{43}", result.output)[-1]
         principal, _ = TokenStore(LocalVault(home / "vault")).check(token)
         assert principal is not None and principal.is_admin and principal.name == "demo"
