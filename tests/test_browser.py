@@ -532,3 +532,81 @@ def test_s3_vault_plays_through_a_presigned_url_with_ranges(
         assert not errors, errors
     finally:
         context.close()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_readme_tour_demo_login_search_play_rename(browser, tmp_path: Path) -> None:
+    """What the README promises: run the demo, open the printed address, log in with the printed
+    token, search the sample, play from a hit, and rename a speaker."""
+    import socket
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "MEDIAVAULT_HOME": str(home),
+        "MEDIAVAULT_MONGO_MODE": "embedded",
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "COLUMNS": "200",
+    }
+    demo = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mediavault"), "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        printed, token, address = [], None, None
+        for line in demo.stdout:
+            printed.append(line)
+            address = address or next(iter(re.findall(r"http://127\.0\.0\.1:\d+/search\?q=\w+", line)), None)
+            token = token or next(iter(re.findall(r"mvt_[0-9a-f]{12}_[\w-]{43}", line)), None)
+            if "serving on" in line:
+                break
+        assert token and address, "".join(printed)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the demo's dashboard did not come up"
+            time.sleep(0.3)
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.goto(address)
+            page.fill("#token", token)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".hit")
+            assert "School board (excerpt)" in page.locator(".hit-list").inner_text()
+            page.locator(".hit-link").first.click()
+            page.wait_for_selector("body[data-transcript-ready='1']")
+            page.evaluate("document.getElementById('media').play()")
+            page.wait_for_function("document.getElementById('media').currentTime > 61", timeout=15_000)
+            assert page.locator(".w.current").count() == 1
+            page.locator("#speakers li").first.locator("button.rename").click()
+            page.locator("#speakers li input").fill("Board President")
+            page.locator("#speakers li input").press("Enter")
+            page.wait_for_selector("text=Renamed")
+            assert "Board President" in page.locator("#transcript").inner_text()
+            shot(page, "demo-player")
+            assert not errors, errors
+        finally:
+            context.close()
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+        from mediavault import embedded
+
+        embedded.stop(home / "mongo")
