@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -101,11 +103,31 @@ def etag(version: int) -> str:
     return f'"v{version}"'
 
 
+_ETAG = re.compile(r'"v([0-9]{1,18})"')  # ASCII digits, few enough for int()
+
+
 def parse_if_match(value: str | None) -> int | None:
     """The manifest version an ``If-Match`` names; ``*`` or no header means any version."""
     if value is None or value.strip() == "*":
         return None
-    tag = value.strip().removeprefix("W/")
-    if not (tag.startswith('"v') and tag.endswith('"') and tag[2:-1].isdigit()):
+    match = _ETAG.fullmatch(value.strip().removeprefix("W/"))
+    if match is None:
         raise ApiError(412, 'If-Match must be an ETag this API returned, e.g. "v3"')
-    return int(tag[2:-1])
+    return int(match.group(1))
+
+
+def query_time(value: datetime | None, name: str, naive_is_utc: bool = False) -> datetime | None:
+    """A time query parameter in UTC; 422 for a naive time (unless ``naive_is_utc``) and for a time
+    with no UTC equivalent (an offset that crosses year 1 or year 9999)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        if not naive_is_utc:
+            raise ApiError(422, f"invalid {name}", {"field": f"query.{name}", "message": "needs a time zone"})
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(
+            422, f"invalid {name}", {"field": f"query.{name}", "message": "out of the range of dates"}
+        ) from None

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from mediavault.search import SearchQuery
 from mediavault.web.auth import CallerDep, ServicesDep, audit_denied
-from mediavault.web.errors import ApiError
+from mediavault.web.errors import ApiError, query_time
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
+
+# Every search backend can filter on these ingest times (Tantivy's dates end in 2262). Nothing was
+# ingested outside them, so clamping a filter into them changes no answer.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+
+
+def _ingest_time(value: datetime | None, name: str) -> datetime | None:
+    instant = query_time(value, name, naive_is_utc=True)
+    return None if instant is None else min(max(instant, EARLIEST), LATEST)
 
 
 @router.get("/search")
@@ -45,8 +55,8 @@ def search(
         owner=scope if scope is not None else owner,
         language=language,
         tag=tag,
-        date_from=date_from,
-        date_to=date_to,
+        date_from=_ingest_time(date_from, "date_from"),
+        date_to=_ingest_time(date_to, "date_to"),
         sort=sort,
         limit=limit,
         offset=offset,
