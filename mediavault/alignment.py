@@ -39,8 +39,24 @@ def align_words(text: str, words: list[Word], start: float, end: float) -> list[
         elif op in ("replace", "insert"):
             span_start = _bound(words, old_lo, old_hi, start, before=True, aligned=aligned)
             span_end = _bound(words, old_lo, old_hi, end, before=False, aligned=aligned)
-            aligned.extend(_spread(tokens[new_lo:new_hi], span_start, max(span_end, span_start), words))
-    return aligned
+            span_start = min(span_start, span_end)  # a statement start later than its words
+            aligned.extend(_spread(tokens[new_lo:new_hi], span_start, span_end, words))
+    return _forward_only(aligned)
+
+
+def _forward_only(words: list[Word]) -> list[Word]:
+    """Estimated times never step back before a neighbour's (AI timings can overlap or run
+    backwards; measured words keep theirs)."""
+    latest = None
+    out = []
+    for word in words:
+        if word.score is None and word.start is not None and latest is not None and word.start < latest:
+            end = max(word.end if word.end is not None else latest, latest)
+            word = replace(word, start=latest, end=end)
+        if word.start is not None:
+            latest = word.start if latest is None else max(latest, word.start)
+        out.append(word)
+    return out
 
 
 def _bound(
@@ -53,7 +69,9 @@ def _bound(
         own = [w.start for w in replaced if w.start is not None]
         if own:
             return min(own)
-        previous = next((w.end for w in reversed(aligned) if w.end is not None), None)
+        previous = next(
+            (w.end if w.end is not None else w.start for w in reversed(aligned) if w.start is not None), None
+        )
         return previous if previous is not None else fallback
     own = [w.end for w in replaced if w.end is not None]
     if own:

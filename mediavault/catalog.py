@@ -52,6 +52,7 @@ def detail(view: MediaView) -> dict[str, Any]:
         "id": view.manifest.media_id,
         "manifest_version": view.manifest.version,
         "title": document["title"],
+        "description": document.get("description"),
         "owner": document["owner"],
         "tags": document["tags"],
         "language": document["language"],

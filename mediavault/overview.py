@@ -113,11 +113,13 @@ def summarize_report(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def titles(database: Database, media_ids: list[str]) -> dict[str, str]:
-    """Display titles of media items (the file name when a title is missing)."""
-    found = live_media_collection(database).find(
-        {"_id": {"$in": [str(m) for m in media_ids]}}, {"title": 1, "original_filename": 1}
-    )
+def titles(database: Database, media_ids: list[str], owner: str | None = None) -> dict[str, str]:
+    """Display titles of media items (the file name when a title is missing); with ``owner``,
+    only that owner's items are named."""
+    query: dict[str, Any] = {"_id": {"$in": [str(m) for m in media_ids]}}
+    if owner is not None:
+        query["owner"] = {"$eq": owner}
+    found = live_media_collection(database).find(query, {"title": 1, "original_filename": 1})
     return {d["_id"]: d.get("title") or d.get("original_filename") or d["_id"][:12] for d in found}
 
 

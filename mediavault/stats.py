@@ -55,20 +55,24 @@ def connect(vault: Vault) -> tuple[duckdb.DuckDBPyConnection, str]:
     return con, f"s3://{vault.bucket}/{vault.prefix}manifests/*/v*.json"
 
 
+def storage_stats_empty() -> dict[str, Any]:
+    return {
+        "media": 0,
+        "objects": 0,
+        "bytes": 0,
+        "by_class": [],
+        "by_tier": [],
+        "growth": [],
+        "growth_by_class": [],
+        "growth_by_tier": [],
+    }
+
+
 def storage_stats(vault: Vault, owner: str | None = None) -> dict[str, Any]:
     """Use by artifact class and tier, and growth by month of first ingest (latest manifests);
     with ``owner``, only that owner's media (the owner recorded at ingest)."""
     if not any(True for _ in vault.list_keys("manifests/")):
-        return {
-            "media": 0,
-            "objects": 0,
-            "bytes": 0,
-            "by_class": [],
-            "by_tier": [],
-            "growth": [],
-            "growth_by_class": [],
-            "growth_by_tier": [],
-        }
+        return storage_stats_empty()
     con, pattern = connect(vault)
     source = "'" + pattern.replace("'", "''") + "'"
     con.execute(

@@ -30,6 +30,19 @@ def test_unchanged_words_keep_their_times_and_scores() -> None:
     assert aligned[3].score is None and aligned[3].end <= aligned[4].start
 
 
+def test_estimated_times_never_step_back_over_messy_ai_timings() -> None:
+    overlapping = [Word("a", 1.0, 2.5, 0.9), Word("b", 2.0, 3.0, 0.9)]
+    inserted = align_words("a X b", overlapping, 0.0, 3.0)
+    assert [w.word for w in inserted] == ["a", "X", "b"] and inserted[1].start >= inserted[0].start
+    no_end = align_words("a Y", [Word("a", 1.0, None, 0.9), Word("b")], 0.0, 2.0)
+    assert no_end[1].start >= 1.0
+    late_statement = align_words("X a", [Word("a", 1.0, 1.5, 0.9)], 1.5, 2.0)
+    assert late_statement[1].start == 1.0  # the measured word keeps its time
+    for aligned in (inserted, no_end, late_statement):
+        starts = [w.start for w in aligned]
+        assert starts == sorted(starts)
+
+
 def test_untimed_or_missing_words() -> None:
     assert align_words("new text", [], 0.0, 1.0) == []
     untimed = align_words("two words", [Word(word="one")], 0.0, 1.0)

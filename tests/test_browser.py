@@ -237,6 +237,10 @@ def test_login_and_logout(site: Site, page_for) -> None:
     page.fill("#token", "mvt_000000000000_" + "x" * 43)
     page.click("button[type=submit]")
     assert page.locator(".error").inner_text().startswith("That token is not valid")
+    for forged in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = page.request.post("/login", form={"token": site.tokens["viewer"]}, headers=forged)
+        assert refused.status == 403, forged
+        assert page.request.post("/logout", headers=forged).status == 403
     page.fill("#token", site.tokens["viewer"])
     page.click("button[type=submit]")
     page.wait_for_url("**/search?q=budget")
@@ -366,13 +370,17 @@ def test_conflict_shows_the_other_version_and_saves_nothing(site: Site, page_for
     open_player(first, site, "jfk")
     open_player(second, site, "jfk")
     first.fill("#metadata-form input[name=title]", "Ask not, edited first")
+    first.fill("#metadata-form textarea[name=description]", "The 1961 inaugural address.")
     first.click("#metadata-form button[type=submit]")
     first.wait_for_selector("text=Details saved")
+    assert first.locator("#media-description").inner_text() == "The 1961 inaugural address."
+    assert first.locator("#media-title").inner_text() == "Ask not, edited first"
     second.fill("#metadata-form input[name=title]", "Ask not, edited second")
     second.click("#metadata-form button[type=submit]")
     dialog = second.locator("#conflict")
     dialog.wait_for(state="visible")
     assert "it is now version" in dialog.inner_text() and "edited second" in dialog.inner_text()
+    assert "Their details: title “Ask not, edited first”" in dialog.inner_text()
     shot(second, "conflict")
     with site.api("editor") as api:
         assert api.get(f"/api/v1/media/{site.media['jfk']}").json()["title"] == "Ask not, edited first"
@@ -387,6 +395,8 @@ def test_another_owners_media_is_not_reachable_by_url(site: Site, page_for) -> N
     missing = page.goto("/media/" + "0" * 64)
     assert missing.status == 404 and page.content().count("Not found") >= 1
     assert page.request.get(f"/api/v1/media/{site.media['bob']}/stream").status == 404
+    filtered = page.goto(f"/search?media={site.media['bob']}")
+    assert filtered.status == 404 and "Bob only" not in page.content()
 
 
 def test_archived_media_offers_restore(site: Site, page_for) -> None:

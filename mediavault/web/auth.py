@@ -166,6 +166,17 @@ def new_session(services: Services, principal: Principal) -> tuple[str, str]:
     return services.signer.dumps(payload, salt="session"), csrf
 
 
+def cross_site(request: Request) -> bool:
+    """True for a request another site's page made (a forged login or logout): the browser's
+    ``Sec-Fetch-Site`` says so, or its ``Origin`` is not this server. Clients that send neither
+    (curl, scripts) are not browsers acting for someone else."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")  # "null" (a sandboxed or file page) is cross-site too
+    return origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}"
+
+
 class LoginThrottle:
     """At most ``per_minute`` failed logins per client address in any 60 seconds."""
 

@@ -45,6 +45,7 @@ FACET_TITLES = [
     ("tags", "Tags"),
 ]
 PAGE_SIZE = 20
+MAX_OFFSET = 10_000
 
 
 def highlight(snippet: str | None) -> Markup:
@@ -139,7 +140,7 @@ def search_page(
     date_from: Annotated[str | None, Query(max_length=10)] = None,
     date_to: Annotated[str | None, Query(max_length=10)] = None,
     sort: Annotated[str, Query(pattern="^(relevance|time)$")] = "relevance",
-    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     params: dict[str, Any] = {
         "q": q,
@@ -152,6 +153,8 @@ def search_page(
         "sort": sort,
         "offset": offset,
     }
+    if media is not None:
+        routes_media.visible(services, request, caller, media)  # another owner's media: 404
     filters = {k: v for k, v in params.items() if k in ("speaker", "language", "tag", "media") and v}
     searching = bool(q.strip() or filters or date_from or date_to)
     result = None
@@ -187,11 +190,15 @@ def search_page(
         result=result,
         facet_titles=FACET_TITLES,
         facet_link=lambda name, value: link(**{facet_param[name]: value, "offset": 0}),
-        media_titles=_titles(services, media_ids),
+        media_titles=_titles(services, media_ids, caller.principal.scope_owner()),
         active_filters=[(name, value, link(**{name: None, "offset": 0})) for name, value in filters.items()],
         hit_link=lambda hit: _hit_link(hit, q),
         prev_link=link(offset=max(0, offset - PAGE_SIZE)) if offset > 0 else None,
-        next_link=link(offset=offset + PAGE_SIZE) if offset + len(hits) < total else None,
+        next_link=(
+            link(offset=offset + PAGE_SIZE)
+            if offset + len(hits) < total and offset + PAGE_SIZE <= MAX_OFFSET
+            else None
+        ),
     )
 
 
@@ -202,11 +209,11 @@ def _hit_link(hit: dict[str, Any], q: str) -> str:
     return f"/media/{hit['media_id']}?{urlencode(query)}"
 
 
-def _titles(services: Services, media_ids: list[str]) -> dict[str, str]:
+def _titles(services: Services, media_ids: list[str], owner: str | None) -> dict[str, str]:
     if not media_ids:
         return {}
     try:
-        return overview.titles(services.database(), media_ids)
+        return overview.titles(services.database(), media_ids, owner)
     except Exception:
         return {}
 
@@ -321,10 +328,10 @@ async def dashboard_page(request: Request, services: ServicesDep, caller: PageCa
 
 def dashboard_data(services: Services, caller: Caller) -> dict[str, Any]:
     """Counts, recent activity, storage over time and (admins) the last lifecycle and verify runs."""
-    from mediavault.stats import storage_stats
+    from mediavault.stats import storage_stats, storage_stats_empty
 
     owner = caller.principal.scope_owner()
-    data: dict[str, Any] = {"index_error": None}
+    data: dict[str, Any] = {"index_error": None, "storage_error": None}
     try:
         database = services.database()
         data["counts"] = overview.counts(database, owner)
@@ -332,7 +339,11 @@ def dashboard_data(services: Services, caller: Caller) -> dict[str, Any]:
     except Exception as exc:
         data["index_error"] = f"the index is not reachable: {type(exc).__name__}"
         data["counts"], data["activity"] = {}, {"ingests": [], "failures": []}
-    data["storage"] = storage_stats(services.vault, owner=owner)
+    try:
+        data["storage"] = storage_stats(services.vault, owner=owner)
+    except Exception as exc:
+        data["storage_error"] = f"storage figures unavailable: {type(exc).__name__}"
+        data["storage"] = storage_stats_empty()
     data["charts"] = {
         "class": overview.cumulative_series(data["storage"]["growth_by_class"], "class"),
         "tier": overview.cumulative_series(data["storage"]["growth_by_tier"], "tier"),

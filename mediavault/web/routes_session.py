@@ -15,7 +15,9 @@ from mediavault.web.auth import (
     SESSION_COOKIE,
     CallerDep,
     ServicesDep,
+    audit_denied,
     client_address,
+    cross_site,
     new_session,
 )
 from mediavault.web.errors import ApiError
@@ -36,6 +38,9 @@ def login(
 
     The login page's form sends ``next``: it gets a redirect there, or the page again with the
     error; other clients get JSON."""
+    if cross_site(request):
+        audit_denied(services, request, "cross-site login")
+        raise ApiError(403, "cross-site login refused")
     client = client_address(request) or "unknown"
     wait = services.login_throttle.retry_after(client)
     if wait:
@@ -78,7 +83,10 @@ def login(
 
 @router.post("/logout", response_model=None)
 def logout(request: Request, response: Response) -> dict[str, Any] | Response:
-    """Drop the session cookies; a browser form gets the login page again."""
+    """Drop the session cookies; a browser form gets the login page again. Another site cannot
+    log people out."""
+    if cross_site(request):
+        raise ApiError(403, "cross-site logout refused")
     if "text/html" in request.headers.get("accept", ""):
         response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")

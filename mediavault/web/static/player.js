@@ -185,6 +185,7 @@
 
   function rerender() {
     current = -1;
+    pinned = -1;
     currentStatement = -1;
     const open = rendered.map((r, b) => (r ? b : -1)).filter((b) => b >= 0);
     const top = box.scrollTop;
@@ -283,7 +284,7 @@
     }
   }
 
-  function find(term, near = null) {
+  function find(term, near = null, jump = false) {
     for (const span of marked) span.classList.remove("find-hit");
     marked = new Set();
     if (findPos >= 0 && statementEls[findMatches[findPos]]) statementEls[findMatches[findPos]].classList.remove("find-current");
@@ -305,6 +306,7 @@
     if (near === null) go(0);
     else {
       const after = findMatches.findIndex((si) => si >= near);
+      if (jump) { go(after < 0 ? findMatches.length - 1 : after); return; }
       findPos = after < 0 ? findMatches.length - 1 : after;
       findCount.textContent = `${findPos + 1} of ${findMatches.length}`;
       if (statementEls[findMatches[findPos]]) statementEls[findMatches[findPos]].classList.add("find-current");
@@ -324,12 +326,24 @@
   }
 
   // -- editing ---------------------------------------------------------------------------------
-  async function conflict(mine) {
+  function theirs(kind, payload, data) {
+    const applied = (data && data.edits) || {};
+    if (kind === "rename-speaker") {
+      const name = (applied.speaker_names || {})[payload.speaker] || payload.speaker;
+      return `Their name for ${payload.speaker}: “${name}”.`;
+    }
+    if (kind === "correct-text") {
+      const fixed = (applied.texts || []).find((t) => t.run_id === payload.run_id && t.seq === payload.seq);
+      const original = statements.find((s) => s.seq === payload.seq);
+      return `Their text: “${fixed ? fixed.text : original ? original.text : "?"}”.`;
+    }
+    return `Their details: title “${data.title || ""}”, tags ${(data.tags || []).join(", ") || "none"}, language ${data.language || "–"}.`;
+  }
+
+  async function conflict(kind, payload, mine) {
     const { data } = await api("GET", `/api/v1/media/${cfg.media_id}`);
-    const last = data && data.edits && data.edits.length ? data.edits[data.edits.length - 1] : null;
-    const lastText = last ? ` The latest change: ${last.kind || "edit"}${last.author ? ` by ${last.author}` : ""}${last.created_at ? ` at ${last.created_at.slice(0, 19).replace("T", " ")}` : ""}.` : "";
-    document.getElementById("conflict-text").textContent =
-      `You were editing version ${cfg.version}; it is now version ${data ? data.manifest_version : "newer"}.${lastText}`;
+    const now = data ? `it is now version ${data.manifest_version}. ${theirs(kind, payload, data)}` : "it has changed.";
+    document.getElementById("conflict-text").textContent = `You were editing version ${cfg.version}; ${now}`;
     document.getElementById("conflict-mine").textContent = mine;
     const dialog = document.getElementById("conflict");
     dialog.hidden = false;
@@ -338,7 +352,7 @@
 
   async function edit(kind, payload, mine) {
     const { response, data } = await api("POST", `/api/v1/media/${cfg.media_id}/edits`, { kind, payload });
-    if (response.status === 412) { await conflict(mine); return false; }
+    if (response.status === 412) { await conflict(kind, payload, mine); return false; }
     if (!response.ok) {
       const detail = data && data.detail && data.detail.field ? ` (${data.detail.field})` : "";
       say(`Not saved: ${(data && data.error) || response.statusText}${detail}`, true);
@@ -436,6 +450,26 @@
     if (findTerms.length) find(findInput.value, si);
   }
 
+  function showDetails(data, form) {
+    document.getElementById("media-title").textContent = data.title || "Untitled";
+    document.title = `${data.title || "Untitled"} · mediavault`;
+    document.getElementById("media-language").textContent = data.language || "–";
+    const tags = document.getElementById("media-tags");
+    tags.textContent = "";
+    for (const tag of data.tags || []) tags.append(el("span", { class: "tag" }, tag));
+    let description = document.getElementById("media-description");
+    if (!description && data.description) {
+      description = el("p", { id: "media-description", class: "description" });
+      document.querySelector(".player-head").append(description);
+    }
+    if (description) description.textContent = data.description || "";
+    const values = { title: data.title || "", description: data.description || "", tags: (data.tags || []).join(", "), language: data.language || "" };
+    for (const [name, value] of Object.entries(values)) {
+      form.elements[name].value = value;
+      form.elements[name].defaultValue = value;
+    }
+  }
+
   async function metadata(form) {
     const values = Object.fromEntries(new FormData(form));
     const payload = {
@@ -444,14 +478,11 @@
       tags: values.tags.split(",").map((t) => t.trim()).filter(Boolean),
       language: values.language.trim() || undefined,
     };
+    const cleared = ["title", "description", "language"].some((k) => !values[k].trim() && form.elements[k].defaultValue.trim());
     if (await edit("fix-metadata", payload, JSON.stringify(payload))) {
-      document.getElementById("media-title").textContent = payload.title || "Untitled";
-      document.title = `${payload.title || "Untitled"} · mediavault`;
-      document.getElementById("media-language").textContent = payload.language || "–";
-      const tags = document.getElementById("media-tags");
-      tags.textContent = "";
-      for (const tag of [...new Set(payload.tags)].sort()) tags.append(el("span", { class: "tag" }, tag));
-      say("Details saved.");
+      const { data } = await api("GET", `/api/v1/media/${cfg.media_id}`);
+      if (data) showDetails(data, form);
+      say(cleared ? "Details saved; an emptied field keeps its current value." : "Details saved.");
     }
   }
 
@@ -466,18 +497,27 @@
       return;
     }
     state.textContent = `Restore requested${data.job_id ? ` (job ${String(data.job_id).slice(0, 12)})` : ""}. Waiting for the media to come back…`;
+    let wait = 1000, failures = 0;
     const poll = async () => {
-      const { data: detail } = await api("GET", `/api/v1/media/${cfg.media_id}`);
-      if (detail && detail.tier === "hot") {
+      if (document.hidden) { setTimeout(poll, wait); return; }
+      let answer = null;
+      try { answer = await api("GET", `/api/v1/media/${cfg.media_id}`); } catch (_) { answer = null; }
+      if (answer && answer.response.ok && answer.data.tier === "hot") {
         state.textContent = "Restored. ";
-        const again = el("a", { href: location.href }, "Reload to play");
-        state.append(again);
+        state.append(el("a", { href: location.href }, "Reload to play"));
         document.getElementById("media-tier").textContent = "hot";
         return;
       }
-      setTimeout(poll, 2000);
+      if (answer && answer.response.status >= 400 && answer.response.status < 500) {
+        state.textContent = `Stopped checking: ${(answer.data && answer.data.error) || answer.response.statusText}. Reload the page to see the state.`;
+        return;
+      }
+      failures = answer && answer.response.ok ? 0 : failures + 1;
+      if (failures >= 10) { state.textContent = "Stopped checking: the server does not answer. Reload the page later."; return; }
+      wait = Math.min(60000, wait * 1.5);
+      setTimeout(poll, wait);
     };
-    setTimeout(poll, 1000);
+    setTimeout(poll, wait);
   }
 
   // -- wiring ----------------------------------------------------------------------------------
@@ -509,7 +549,7 @@
   let findTimer = null;
   findInput.addEventListener("input", () => {
     clearTimeout(findTimer);
-    findTimer = setTimeout(() => find(findInput.value), 150);
+    findTimer = setTimeout(() => find(findInput.value, currentStatement >= 0 ? currentStatement : 0, true), 150);
   });
   findInput.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); go(findPos + (event.shiftKey ? -1 : 1)); }
@@ -534,6 +574,11 @@
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const dialog = document.getElementById("conflict");
+    if (!dialog.hidden) {
+      if (event.key === "Escape") dialog.hidden = true;
+      return;
+    }
     if (target.closest("input, textarea, select, [contenteditable]")) return;
     if (target === media && [" ", "ArrowLeft", "ArrowRight"].includes(event.key)) return;
     const actions = { " ": toggle, k: toggle, j: back, ArrowLeft: back, l: forward, ArrowRight: forward, "/": () => findInput.focus() };
@@ -542,7 +587,11 @@
   });
 
   if (media) {
-    media.addEventListener("play", () => { playButton.textContent = "Pause"; requestAnimationFrame(loop); });
+    media.addEventListener("play", () => {
+      playButton.textContent = "Pause";
+      if (!follow) followButton.hidden = false;
+      requestAnimationFrame(loop);
+    });
     media.addEventListener("pause", () => { playButton.textContent = "Play"; });
     media.addEventListener("timeupdate", () => highlightAt(media.currentTime));
     media.addEventListener("seeked", () => highlightAt(media.currentTime));
