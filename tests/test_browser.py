@@ -22,13 +22,14 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from mediavault import reindex
+from mediavault import inbox, reindex, status
 from mediavault.access.tokens import TokenStore
 from mediavault.backends import index_target
 from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies
 from mediavault.models import utc_now
+from mediavault.reports import write_report
 from mediavault.settings import MediavaultSettings, WebOptions
 from mediavault.vault import vault_from_settings
 from mediavault.vault.s3 import make_s3_client
@@ -45,6 +46,7 @@ SCREENSHOTS = Path(
     os.environ.get("MEDIAVAULT_SCREENSHOTS", Path(__file__).resolve().parents[1] / "test-results" / "browser")
 )
 SCHOOLBOARD = REAL / "whisperx_en_schoolboard_diarized.json"
+FLOW_RUN_ID = "8f0e7c52-3c1d-4a5e-9b7a-2f6d1c0b9e11"
 
 
 def tone_wav(path: Path, seconds: float, frequency: float, rate: int = 8000) -> Path:
@@ -127,7 +129,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, mongo_url: str) -> Iterator[S
         mongo_mode="external",
         mongo_url=mongo_url,
         mongo_database=f"browser_{uuid.uuid4().hex[:10]}",
-        web=WebOptions(login_attempts_per_minute=50, audit_flush_seconds=0.2),
+        web=WebOptions(
+            login_attempts_per_minute=50, audit_flush_seconds=0.2, prefect_ui_url="http://prefect.example"
+        ),
     )
     vault = vault_from_settings(settings)
 
@@ -137,7 +141,18 @@ def site(tmp_path_factory: pytest.TempPathFactory, mongo_url: str) -> Iterator[S
 
     media = {"archived": add(tone_wav(root / "old.wav", 20, 523), JFK_JSON, title="Old call", owner="alice")}
     policies = Policies.model_validate({"media": {"action": "archive", "after_days": 0}})
-    assert not run_lifecycle(vault, policies, dry_run=False, now=utc_now()).errors
+    lifecycle = run_lifecycle(vault, policies, dry_run=False, now=utc_now())
+    assert not lifecycle.errors
+    # what the lifecycle flow writes, with the flow run it ran in
+    write_report(vault, "lifecycle", {**lifecycle.summary(), "flow_run_id": FLOW_RUN_ID})
+    # a batch item that fails: its reason is recorded as a job event
+    inbox_dir = root / "inbox"
+    inbox_dir.mkdir()
+    tone_wav(inbox_dir / "broken.wav", 3, 300)
+    (inbox_dir / "broken.json").write_text('{"segments": [{"start": "soon"}]}')
+    [item] = inbox.discover(str(inbox_dir))
+    failed = inbox.ingest_item(vault, item, {}, settings, status.connect(settings), job_id="batch-1")
+    assert not failed.ok
     media["board"] = add(
         tone_wav(root / "board.wav", 740, 440),
         SCHOOLBOARD,
@@ -439,6 +454,14 @@ def test_library_and_dashboard(site: Site, page_for) -> None:
     owners = admin.locator("#counts-owner").inner_text()
     assert "alice" in owners and "bob" in owners
     assert admin.locator("#chart-class rect").count() > 0
+    failures = admin.locator("#failures").inner_text()
+    assert "broken" in failures and "segments[0].start" in failures
+    lifecycle = admin.locator("#report-list-lifecycle")
+    assert "archive" in lifecycle.inner_text()
+    assert (
+        lifecycle.locator("a").get_attribute("href") == f"http://prefect.example/runs/flow-run/{FLOW_RUN_ID}"
+    )
+    assert page.locator("#report-list-lifecycle").count() == 0, "reports are for admins"
     shot(admin, "dashboard")
     docs = admin.goto("/api/docs")
     assert docs.ok
