@@ -161,6 +161,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, mongo_url: str) -> Iterator[S
         tags=["board"],
     )
     media["jfk"] = add(JFK_MEDIA, JFK_JSON, title="Ask not", owner="alice", tags=["speech"])
+    assert add(JFK_MEDIA, REAL / "whisper_en_jfk.srt") == media["jfk"]  # a second AI run
     media["long"] = add(
         silent_wav(root / "long.wav", 3 * 3600 + 60),
         long_whisperx(root / "long.json"),
@@ -643,3 +644,21 @@ def test_readme_tour_demo_login_search_play_rename(browser, tmp_path: Path) -> N
         from mediavault import embedded
 
         embedded.stop(home / "mongo")
+
+
+def test_run_selector_switches_the_transcript(site: Site, page_for) -> None:
+    page = page_for("viewer")
+    open_player(page, site, "jfk")
+    with site.api("viewer") as api:
+        runs = api.get(f"/api/v1/media/{site.media['jfk']}").json()["runs"]
+    assert len(runs) == 2
+    options = page.locator("#run-select option")
+    assert options.count() == 2
+    chosen = page.locator("#run-select").input_value()
+    other = next(r["run_id"] for r in runs if r["run_id"] != chosen)
+    page.select_option("#run-select", other)
+    page.wait_for_url(f"**run={other}**")
+    page.wait_for_selector("body[data-transcript-ready='1']")
+    assert page.locator("#run-select").input_value() == other
+    assert f"run={other}" in page.locator("#export-srt").get_attribute("href")
+    assert page.locator(".stmt").count() >= 1
