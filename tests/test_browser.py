@@ -322,11 +322,9 @@ def test_click_a_word_seeks_there(site: Site, page_for) -> None:
     open_player(page, site, "board")
     page.wait_for_function("document.getElementById('media').readyState >= 1")
     word = page.locator(".stmt").nth(12).locator(".w").nth(3)
-    index = int(word.get_attribute("data-w"))
+    index = word.evaluate("span => mvPlayer.wordIndex(span)")
+    expected = word.inner_text()
     word.click()
-    expected = page.evaluate(
-        f"(() => {{ const el = document.querySelector('[data-w=\"{index}\"]'); return el.textContent; }})()"
-    )
     page.wait_for_function("document.getElementById('media').seeking === false")
     now = current_word(page)
     assert now["index"] == index and now["text"] == expected and now["count"] == 1
@@ -369,6 +367,12 @@ def test_correct_a_statement_then_search_and_export_see_it(site: Site, page_for)
     page.wait_for_selector("text=Correction saved")
     assert "zyzzogeton" in page.locator(".stmt").nth(5).inner_text()
     assert page.evaluate("mvPlayer.words()") == old_words + 1
+    # only that statement was re-rendered; words after it still seek to themselves
+    later = page.locator(".stmt").nth(12).locator(".w").nth(1)
+    page.wait_for_function("document.getElementById('media').readyState >= 1")
+    later.click()
+    now = current_word(page)
+    assert now["text"] == later.inner_text() and now["count"] == 1
     with site.api("editor") as api:
         transcript = api.get(f"/api/v1/media/{site.media['board']}/transcript").json()
         fixed = transcript["statements"][5]

@@ -19,7 +19,9 @@
   let names = {};
   let starts = new Float64Array(0), ends = new Float64Array(0), reach = new Float64Array(0);
   let wordStatement = new Int32Array(0), firstWord = new Int32Array(0);
-  let wordEls = [], statementEls = [], blockEls = [], rendered = [];
+  // word elements are kept per statement (timed words in order), so a corrected statement is
+  // re-rendered alone: global word indices after it shift, elements of other statements do not
+  let wordsOf = [], statementEls = [], blockEls = [], rendered = [];
   let current = -1, currentStatement = -1, pinned = -1, follow = true, observer = null;
   let statementStarts = new Float64Array(0), statementReach = new Float64Array(0);
   let findTerms = [], findMatches = [], findPos = -1, marked = new Set();
@@ -83,11 +85,10 @@
         maxStart = Math.max(maxStart, w.start);
         reach[i] = maxStart; // non-decreasing even when diarized statements overlap
         wordStatement[i] = si;
-        s.timed.push(i);
+        s.timed.push(i - firstWord[si]);
         i += 1;
       }
     });
-    wordEls = new Array(n);
     statementStarts = new Float64Array(statements.length);
     statementReach = new Float64Array(statements.length);
     let latest = 0, furthest = 0;
@@ -97,6 +98,13 @@
       statementStarts[si] = latest;
       statementReach[si] = furthest;
     });
+  }
+
+  function elementOf(index) {
+    if (index < 0 || index >= wordStatement.length) return undefined;
+    const si = wordStatement[index];
+    const spans = wordsOf[si];
+    return spans ? spans[index - firstWord[si]] : undefined;
   }
 
   function wordAt(t) {
@@ -123,7 +131,7 @@
   function layout() {
     if (observer) observer.disconnect();
     box.textContent = "";
-    blockEls = []; rendered = []; statementEls = new Array(statements.length);
+    blockEls = []; rendered = []; statementEls = new Array(statements.length); wordsOf = new Array(statements.length);
     if (!statements.length) {
       box.append(el("p", {}, "This run has no statements."));
       return;
@@ -152,11 +160,13 @@
     if (cfg.can_edit) head.append(el("button", { type: "button", class: "edit-stmt", "data-i": si, "aria-label": `Correct the statement at ${clock(s.start)}` }, "Edit"));
     node.append(head);
     const text = el("p", { class: "text" });
+    const timedSpans = [];
+    wordsOf[si] = timedSpans;
     if (s.words && s.words.length) {
       s.words.forEach((w, k) => {
-        const index = s.timed[k];
-        const span = el("span", index >= 0 ? { class: "w", "data-w": index } : { class: "w untimed" }, w.word);
-        if (index >= 0) wordEls[index] = span;
+        const local = s.timed[k];
+        const span = el("span", local >= 0 ? { class: "w", "data-k": local } : { class: "w untimed" }, w.word);
+        if (local >= 0) timedSpans.push(span);
         text.append(span, " ");
       });
     } else {
@@ -177,22 +187,10 @@
     block.append(fragment);
     block.style.minHeight = "";
     rendered[b] = true;
-    if (current >= 0 && wordEls[current]) wordEls[current].classList.add("current");
+    if (current >= 0 && elementOf(current)) elementOf(current).classList.add("current");
     if (currentStatement >= 0 && statementEls[currentStatement]) statementEls[currentStatement].classList.add("playing");
     markFindHits(b);
     if (findPos >= 0 && statementEls[findMatches[findPos]]) statementEls[findMatches[findPos]].classList.add("find-current");
-  }
-
-  function rerender() {
-    current = -1;
-    pinned = -1;
-    currentStatement = -1;
-    const open = rendered.map((r, b) => (r ? b : -1)).filter((b) => b >= 0);
-    const top = box.scrollTop;
-    layout();
-    for (const b of open) renderBlock(b);
-    box.scrollTop = top;
-    if (media) highlightAt(media.currentTime);
   }
 
   function reveal(node, force = false) {
@@ -212,11 +210,11 @@
   // -- playback --------------------------------------------------------------------------------
   function setCurrent(index) {
     if (index === current) return;
-    if (current >= 0 && wordEls[current]) wordEls[current].classList.remove("current");
+    if (current >= 0 && elementOf(current)) elementOf(current).classList.remove("current");
     current = index;
     if (index < 0) return;
-    if (!wordEls[index] && follow) renderBlock(Math.floor(wordStatement[index] / BLOCK));
-    const node = wordEls[index];
+    if (!elementOf(index) && follow) renderBlock(Math.floor(wordStatement[index] / BLOCK));
+    const node = elementOf(index);
     if (node) {
       node.classList.add("current");
       if (follow) reveal(node);
@@ -443,10 +441,16 @@
     const { response, data } = await api("GET", `/api/v1/media/${cfg.media_id}/transcript?run=${cfg.run_id}&seq=${statements[si].seq}`);
     if (!response.ok) { say("Saved, but the transcript could not be reloaded; reload the page.", true); return; }
     const fresh = data.statements.find((s) => s.seq === statements[si].seq);
-    if (data.statements.length > 1) statements = data.statements; // a server without ?seq= answers everything
-    else if (fresh) statements[si] = fresh;
+    if (current >= 0 && elementOf(current)) elementOf(current).classList.remove("current");
+    if (currentStatement >= 0 && statementEls[currentStatement]) statementEls[currentStatement].classList.remove("playing");
+    current = -1;
+    currentStatement = -1;
+    pinned = -1;
+    if (fresh) statements[si] = fresh;
     index();
-    rerender();
+    const old = statementEls[si];
+    if (old) old.replaceWith(renderStatement(si));
+    if (media) highlightAt(media.currentTime);
     if (findTerms.length) find(findInput.value, si);
   }
 
@@ -523,8 +527,9 @@
   // -- wiring ----------------------------------------------------------------------------------
   box.addEventListener("click", (event) => {
     const target = event.target;
-    if (target.classList.contains("w") && target.dataset.w !== undefined) {
-      const i = Number(target.dataset.w);
+    if (target.classList.contains("w") && target.dataset.k !== undefined) {
+      const si = Number(target.closest(".stmt").dataset.i);
+      const i = firstWord[si] + Number(target.dataset.k);
       seek(starts[i], i);
     } else if (target.classList.contains("ts")) {
       const si = Number(target.dataset.i);
@@ -542,7 +547,7 @@
   followButton.addEventListener("click", () => {
     follow = true;
     followButton.hidden = true;
-    const node = wordEls[current];
+    const node = elementOf(current);
     if (node) reveal(node, true);
   });
 
@@ -647,6 +652,7 @@
 
   window.mvPlayer = {
     highlightAt, wordAt, seek,
+    wordIndex: (span) => firstWord[Number(span.closest(".stmt").dataset.i)] + Number(span.dataset.k),
     current: () => current,
     follow: () => follow,
     statements: () => statements.length,
