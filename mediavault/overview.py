@@ -14,6 +14,7 @@ from mediavault.vault.base import Vault
 
 REPORT_KINDS = ("lifecycle", "verify")
 FAILED_EVENTS = ("failed", "item-failed")
+OWNED_SCAN = 10_000  # an owner's media items considered for their recent events
 
 
 def counts(database: Database, owner: str | None = None) -> dict[str, dict[str, int]]:
@@ -66,9 +67,16 @@ def recent_events(
                 break
         return out
 
-    scan = limit * 10 if owner is not None else limit
-    committed = list(events.find({"event": {"$eq": "committed"}}, {"_id": 0}).sort("at", -1).limit(scan))
-    failed = list(events.find({"event": {"$in": list(FAILED_EVENTS)}}, {"_id": 0}).sort("at", -1).limit(scan))
+    scope: dict[str, Any] = {}
+    if owner is not None:
+        owned = [d["_id"] for d in media.find({"owner": {"$eq": owner}}, {"_id": 1}).limit(OWNED_SCAN)]
+        scope = {"media_id": {"$in": owned}}
+    committed = list(
+        events.find({"event": {"$eq": "committed"}, **scope}, {"_id": 0}).sort("at", -1).limit(limit)
+    )
+    failed = list(
+        events.find({"event": {"$in": list(FAILED_EVENTS)}, **scope}, {"_id": 0}).sort("at", -1).limit(limit)
+    )
     return {"ingests": titled(committed), "failures": titled(failed)}
 
 

@@ -153,6 +153,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, mongo_url: str) -> Iterator[S
     [item] = inbox.discover(str(inbox_dir))
     failed = inbox.ingest_item(vault, item, {}, settings, status.connect(settings), job_id="batch-1")
     assert not failed.ok
+    # batch items that commit: their events are what "recent ingests" shows, per owner
+    for owner, frequency in (("alice", 610), ("bob", 620)):
+        folder = root / f"batch-{owner}"
+        folder.mkdir()
+        tone_wav(folder / f"{owner} batch.wav", 12, frequency)
+        (folder / f"{owner} batch.json").write_bytes(JFK_JSON.read_bytes())
+        [item] = inbox.discover(str(folder))
+        defaults = {"metadata": {"owner": owner}}
+        assert inbox.ingest_item(vault, item, defaults, settings, status.connect(settings), job_id=owner).ok
     media["board"] = add(
         tone_wav(root / "board.wav", 740, 440),
         SCHOOLBOARD,
@@ -454,10 +463,14 @@ def test_library_and_dashboard(site: Site, page_for) -> None:
     page.goto("/dashboard")
     assert "alice" in page.locator("#counts-owner").inner_text()
     assert "bob" not in page.locator("#counts-owner").inner_text()
+    recent = page.locator("#ingests-h + ul").inner_text()
+    assert "alice batch" in recent and "bob batch" not in recent
     admin = page_for("admin")
     admin.goto("/dashboard")
     owners = admin.locator("#counts-owner").inner_text()
     assert "alice" in owners and "bob" in owners
+    everyone = admin.locator("#ingests-h + ul").inner_text()
+    assert "alice batch" in everyone and "bob batch" in everyone
     assert admin.locator("#chart-class rect").count() > 0
     failures = admin.locator("#failures").inner_text()
     assert "broken" in failures and "segments[0].start" in failures
