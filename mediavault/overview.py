@@ -69,8 +69,7 @@ def recent_events(
 
     scope: dict[str, Any] = {}
     if owner is not None:
-        owned = [d["_id"] for d in media.find({"owner": {"$eq": owner}}, {"_id": 1}).limit(OWNED_SCAN)]
-        scope = {"media_id": {"$in": owned}}
+        scope = {"media_id": {"$in": owned_media_ids(database, owner)}}
     committed = list(
         events.find({"event": {"$eq": "committed"}, **scope}, {"_id": 0}).sort("at", -1).limit(limit)
     )
@@ -119,6 +118,12 @@ def summarize_report(kind: str, body: dict[str, Any]) -> dict[str, Any]:
             errors=len(body.get("errors") or []),
         )
     return summary
+
+
+def owned_media_ids(database: Database, owner: str) -> list[str]:
+    """The owner's media items as the live index knows them (owner edits applied)."""
+    media = live_media_collection(database)
+    return [d["_id"] for d in media.find({"owner": {"$eq": owner}}, {"_id": 1}).limit(OWNED_SCAN)]
 
 
 def titles(database: Database, media_ids: list[str], owner: str | None = None) -> dict[str, str]:

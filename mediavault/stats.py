@@ -6,10 +6,12 @@ file the ``duckdb-extension-httpfs`` package ships.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from mediavault.vault.base import Vault
 from mediavault.vault.local import LocalVault
@@ -68,9 +70,12 @@ def storage_stats_empty() -> dict[str, Any]:
     }
 
 
-def storage_stats(vault: Vault, owner: str | None = None) -> dict[str, Any]:
+def storage_stats(
+    vault: Vault, owner: str | None = None, media_ids: Collection[str] | None = None
+) -> dict[str, Any]:
     """Use by artifact class and tier, and growth by month of first ingest (latest manifests);
-    with ``owner``, only that owner's media (the owner recorded at ingest)."""
+    with ``owner``, only that owner's media (the owner recorded at ingest); with ``media_ids``,
+    only those items (an owner's items as the index knows them, owner edits applied)."""
     if not any(True for _ in vault.list_keys("manifests/")):
         return storage_stats_empty()
     con, pattern = connect(vault)
@@ -81,6 +86,9 @@ def storage_stats(vault: Vault, owner: str | None = None) -> dict[str, Any]:
         "qualify row_number() over (partition by media_id order by version desc) = 1"
     )
     scope = "" if owner is None else " where metadata.owner = " + "'" + owner.replace("'", "''") + "'"
+    if media_ids is not None:
+        con.register("scope_ids", pa.table({"id": pa.array(sorted(media_ids), pa.string())}))
+        scope = " where media_id in (select id from scope_ids)"
     con.execute(
         "create temp view artifacts as select media_id, ingested_at, unnest(artifacts) as a from latest"
         + scope

@@ -30,3 +30,16 @@ def test_stats_by_class_tier_and_month(vault: Vault, settings_for) -> None:
     assert [row["tier"] for row in stats["by_tier"]] == ["hot"]
     assert stats["bytes"] == sum(row["bytes"] for row in stats["by_class"])
     assert len(stats["growth"]) == 1 and stats["growth"][0]["media"] == 1
+
+
+def test_stats_scoped_to_media_ids(vault: Vault, settings_for) -> None:
+    """The dashboard scopes by the owner the index knows (owner edits applied), as a list of ids."""
+    settings = settings_for(vault)
+    first = ingest(
+        vault,
+        IngestRequest(media=str(JFK_MEDIA), outputs=[OutputSpec(str(REAL / "whisper_en_jfk.json"))]),
+        settings,
+    ).media_id
+    assert storage_stats(vault, media_ids=[first])["media"] == 1
+    assert storage_stats(vault, media_ids=[])["media"] == 0
+    assert storage_stats(vault, media_ids=["f" * 64])["bytes"] == 0

@@ -139,6 +139,16 @@ def test_edits_need_the_editor_role_and_honour_if_match(site: Site) -> None:
         ) == "JFK"
         hits = viewer.get("/api/v1/search", params={"q": "ask not"}).json()["hits"]
         assert hits and all(h["media_id"] == site.alice_media for h in hits)
+    with (
+        site.client("admin") as admin,
+        site.client("bob-viewer") as bob,
+        site.client("alice-viewer") as alice,
+    ):
+        before = (alice.get("/api/v1/stats").json()["media"], bob.get("/api/v1/stats").json()["media"])
+        moved = admin.post(path, json={"kind": "fix-metadata", "payload": {"owner": "bob"}})
+        assert moved.status_code == 201
+        after = (alice.get("/api/v1/stats").json()["media"], bob.get("/api/v1/stats").json()["media"])
+        assert after == (before[0] - 1, before[1] + 1), "storage follows the owner an edit set"
 
 
 def test_browser_sessions_need_csrf_for_unsafe_methods_and_logins_are_throttled(site: Site) -> None:

@@ -328,7 +328,7 @@ async def dashboard_page(request: Request, services: ServicesDep, caller: PageCa
 
 def dashboard_data(services: Services, caller: Caller) -> dict[str, Any]:
     """Counts, recent activity, storage over time and (admins) the last lifecycle and verify runs."""
-    from mediavault.stats import storage_stats, storage_stats_empty
+    from mediavault.stats import storage_stats_empty
 
     owner = caller.principal.scope_owner()
     data: dict[str, Any] = {"index_error": None, "storage_error": None}
@@ -340,7 +340,7 @@ def dashboard_data(services: Services, caller: Caller) -> dict[str, Any]:
         data["index_error"] = f"the index is not reachable: {type(exc).__name__}"
         data["counts"], data["activity"] = {}, {"ingests": [], "failures": []}
     try:
-        data["storage"] = storage_stats(services.vault, owner=owner)
+        data["storage"] = services.storage_stats(owner)
     except Exception as exc:
         data["storage_error"] = f"storage figures unavailable: {type(exc).__name__}"
         data["storage"] = storage_stats_empty()

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query
 
 from mediavault.access.audit import AUDIT_PREFIX, read_audit
 from mediavault.models import utc_now
-from mediavault.stats import storage_stats
 from mediavault.vault.base import Vault
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, require
 from mediavault.web.errors import query_time
@@ -59,5 +58,5 @@ def _first_audit_day(vault: Vault) -> datetime | None:
 @router.get("/stats")
 def stats(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     """Storage by artifact class and tier, and growth by month, for the caller's owner (admins:
-    everything)."""
-    return storage_stats(services.vault, owner=caller.principal.scope_owner())
+    everything). Figures may be up to 30 seconds old."""
+    return services.storage_stats(caller.principal.scope_owner())

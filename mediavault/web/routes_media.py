@@ -350,6 +350,7 @@ def media_edit(
     )
     caller.audit(services, "edit", media_id, kind=body.kind, manifest_version=result.manifest_version)
     reindexed = _apply_to_index(services, media_id)
+    services.forget_storage_stats()
     response.headers["ETag"] = etag(result.manifest_version)
     return {
         "edit_id": result.edit.edit_id,

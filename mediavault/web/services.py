@@ -25,6 +25,8 @@ from mediavault.search import SearchIndex
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import Vault, vault_from_settings
 
+STATS_SECONDS = 30.0
+
 RestoreStarter = Callable[[str, str], dict[str, Any]]
 """(media id, actor) -> a description of the started restore (run id, how to follow it)."""
 
@@ -50,6 +52,7 @@ class Services:
     restore_starter: RestoreStarter | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _streams: dict[tuple[str, str], float] = field(default_factory=dict)
+    _stats: dict[str | None, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     login_throttle: Any = None  # mediavault.web.auth.LoginThrottle, set by the app factory
 
     @cached_property
@@ -93,6 +96,38 @@ class Services:
             return configured.rstrip("/")
         api = os.environ.get("PREFECT_API_URL", "").rstrip("/")
         return api.removesuffix("/api") if api.endswith("/api") else None
+
+    def storage_stats(self, owner: str | None) -> dict[str, Any]:
+        """Storage figures for a scope, cached for ``STATS_SECONDS`` (they scan every manifest).
+        An owner's items come from the live index, so an owner change by edit moves them; the
+        owner recorded at ingest is the fallback when the index is unreachable."""
+        from mediavault import overview
+        from mediavault.stats import storage_stats
+
+        now = time.monotonic()
+        with self._lock:
+            cached = self._stats.get(owner)
+            if cached is not None and now - cached[0] < STATS_SECONDS:
+                return cached[1]
+        if owner is None:
+            figures = storage_stats(self.vault)
+        else:
+            try:
+                owned = overview.owned_media_ids(self.database(), owner)
+            except Exception:
+                figures = storage_stats(self.vault, owner=owner)
+            else:
+                figures = storage_stats(self.vault, media_ids=owned)
+        with self._lock:
+            if len(self._stats) > 1000:
+                self._stats.clear()
+            self._stats[owner] = (now, figures)
+        return figures
+
+    def forget_storage_stats(self) -> None:
+        """An edit here changed owners or metadata: the next figures are computed afresh."""
+        with self._lock:
+            self._stats.clear()
 
     def first_stream_of_session(self, session: str, media_id: str) -> bool:
         """True once per (session, media) per session lifetime: one audit record per stream
