@@ -720,6 +720,8 @@ def serve_command(
 
     from mediavault.access.tokens import any_tokens
     from mediavault.web import create_app
+    from mediavault.web.restore import prefect_restore_starter
+    from mediavault.web.services import prefect_ui_url
 
     settings = _settings(vault)
     if host not in LOOPBACK_HOSTS and not any_tokens(vault_from_settings(settings)):
@@ -729,11 +731,17 @@ def serve_command(
                 "Create one with 'mediavault token create --owner OWNER --role admin', or bind 127.0.0.1"
             )
         )
+    restore = prefect_restore_starter(os.environ.get("PREFECT_API_URL"), prefect_ui_url(settings))
     console.print(
         f"serving on http://{escape(host)}:{port}  (dashboard: /search, API docs: /api/docs; Ctrl-C stops)"
     )
+    console.print(
+        "restores run as Prefect flow runs of restore/restore"
+        if restore
+        else "restores run in this process (no Prefect 'restore' deployment found)"
+    )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, restore_starter=restore),
         host=host,
         port=port,
         log_level="info",

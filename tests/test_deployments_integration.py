@@ -177,6 +177,53 @@ def test_deployments_run_through_a_worker(stack: dict[str, str], tmp_path: Path)
     assert archived["state"] == "COMPLETED", archived
     media = next(a for a in manifests.latest_manifest(vault, jfk_id).artifacts if a.kind == "media")
     assert media.tier == "archive" and vault.head(media.key) is None
-    restored = run_deployment(stack, "restore/restore", {"media_id": jfk_id})
-    assert restored["state"] == "COMPLETED", restored
+    # the dashboard's restore button: POST /restore starts a run of the restore deployment
+    restored = restore_through_the_web_app(stack, vault, jfk_id)
+    assert restored["state_type"] == "COMPLETED", restored
     assert vault.head(media.key) is not None and len(list(vault.list_keys("reports/lifecycle/"))) == 1
+
+
+def restore_through_the_web_app(stack: dict[str, str], vault, media_id: str) -> dict:
+    import httpx
+
+    from mediavault.access.tokens import TokenStore
+    from mediavault.settings import MediavaultSettings
+    from mediavault.web import create_app
+    from mediavault.web.restore import prefect_restore_starter
+    from tests.web_site import serve
+
+    api = stack["PREFECT_API_URL"]
+    starter = prefect_restore_starter(api, "http://ui.example")
+    assert starter is not None, "the restore deployment is found"
+    settings = MediavaultSettings(
+        home=Path(stack["MEDIAVAULT_HOME"]),
+        mongo_mode="external",
+        mongo_url=stack["MEDIAVAULT_MONGO_URL"],
+        mongo_database=stack["MEDIAVAULT_MONGO_DATABASE"],
+    )
+    token = TokenStore(vault).create("*", "admin")[1]
+    url, server, thread = serve(create_app(settings, restore_starter=starter))
+    try:
+        for _ in range(3):  # 503 means "try again": the Prefect API may be slow on a busy machine
+            answer = httpx.post(
+                f"{url}/api/v1/media/{media_id}/restore",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
+            if answer.status_code != 503:
+                break
+            time.sleep(2)
+        assert answer.status_code == 202, answer.text
+        started = answer.json()
+        assert started["runner"] == "prefect"
+        assert started["flow_run_url"] == f"http://ui.example/runs/flow-run/{started['flow_run_id']}"
+        deadline = time.monotonic() + 240
+        while True:
+            run = httpx.get(f"{api}/flow_runs/{started['flow_run_id']}", timeout=10).json()
+            if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                return run
+            assert time.monotonic() < deadline, f"the restore flow run did not finish: {run['state_type']}"
+            time.sleep(1)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

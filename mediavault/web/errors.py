@@ -91,6 +91,7 @@ def install(app: FastAPI, page_errors: PageRenderer | None = None) -> None:
 
     @app.exception_handler(TransientError)
     async def transient(request: Request, exc: TransientError) -> JSONResponse:
+        log.warning("transient failure on %s %s: %s", request.method, request.url.path, exc)
         return _answer(503, "temporarily unavailable; try again", None, {"Retry-After": "2"})
 
     @app.exception_handler(Exception)

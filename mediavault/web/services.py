@@ -31,6 +31,15 @@ RestoreStarter = Callable[[str, str], dict[str, Any]]
 """(media id, actor) -> a description of the started restore (run id, how to follow it)."""
 
 
+def prefect_ui_url(settings: MediavaultSettings) -> str | None:
+    """The Prefect UI the dashboard links to, if one is known."""
+    configured = settings.web.prefect_ui_url or os.environ.get("PREFECT_UI_URL")
+    if configured:
+        return configured.rstrip("/")
+    api = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    return api.removesuffix("/api") if api.endswith("/api") else None
+
+
 def session_secret(settings: MediavaultSettings) -> str:
     """The configured secret, or one made once and kept (0600) in the home."""
     if settings.web.session_secret is not None:
@@ -90,12 +99,7 @@ class Services:
 
     @property
     def prefect_ui_url(self) -> str | None:
-        """The Prefect UI the dashboard links to, if one is known."""
-        configured = self.settings.web.prefect_ui_url or os.environ.get("PREFECT_UI_URL")
-        if configured:
-            return configured.rstrip("/")
-        api = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-        return api.removesuffix("/api") if api.endswith("/api") else None
+        return prefect_ui_url(self.settings)
 
     def storage_stats(self, owner: str | None) -> dict[str, Any]:
         """Storage figures for a scope, cached for ``STATS_SECONDS`` (they scan every manifest).

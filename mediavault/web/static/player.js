@@ -500,7 +500,9 @@
       button.disabled = false;
       return;
     }
-    state.textContent = `Restore requested${data.job_id ? ` (job ${String(data.job_id).slice(0, 12)})` : ""}. Waiting for the media to come back…`;
+    const job = data.flow_run_name || data.job_id;
+    state.textContent = `Restore requested${job ? ` (${data.runner === "prefect" ? "flow run" : "job"} ${String(job).slice(0, 24)})` : ""}. Waiting for the media to come back… `;
+    if (data.flow_run_url) state.append(el("a", { href: data.flow_run_url }, "Follow it in Prefect"));
     let wait = 1000, failures = 0;
     const poll = async () => {
       if (document.hidden) { setTimeout(poll, wait); return; }
