@@ -73,8 +73,13 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def s3_options(moto_endpoint: str) -> S3Options:
+    return moto_options(moto_endpoint)
+
+
+def moto_options(endpoint: str) -> S3Options:
+    """Client options for the moto server (also for fixtures wider than one test)."""
     return S3Options(
-        endpoint_url=moto_endpoint,
+        endpoint_url=endpoint,
         access_key_id="testing",
         secret_access_key="testing-secret",
         path_style=True,

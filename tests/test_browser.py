@@ -34,9 +34,9 @@ from mediavault.settings import MediavaultSettings, WebOptions
 from mediavault.vault import vault_from_settings
 from mediavault.vault.s3 import make_s3_client
 from mediavault.web import create_app
-from tests.conftest import REAL
+from tests.conftest import REAL, moto_options
 from tests.helpers import JFK_JSON, JFK_MEDIA
-from tests.web_site import moto_options, serve
+from tests.web_site import serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser

@@ -28,7 +28,7 @@ from mediavault.models import utc_now
 from mediavault.settings import MediavaultSettings, S3Options, WebOptions
 from mediavault.vault import Vault, vault_from_settings
 from mediavault.vault.s3 import make_s3_client
-from tests.conftest import REAL
+from tests.conftest import REAL, moto_options
 from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
 
 BOB_SPEAKERS = {
@@ -156,21 +156,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, mongo_url: str) -> Iter
     web = WebOptions(login_attempts_per_minute=3, audit_flush_seconds=0.2)
     with running_site(tmp_path, vault_url, s3, mongo_url, web, request.param) as built:
         yield built
-
-
-def moto_options(endpoint: str) -> S3Options:
-    """The options of conftest's ``s3_options``, for fixtures wider than one test."""
-    return S3Options(
-        endpoint_url=endpoint,
-        access_key_id="testing",
-        secret_access_key="testing-secret",
-        path_style=True,
-        checksum_mode="when_required",
-        multipart_threshold=5 * 1024 * 1024,
-        multipart_chunksize=5 * 1024 * 1024,
-        max_concurrency=4,
-        max_attempts=2,
-    )
 
 
 @pytest.fixture(scope="module", params=["local", "s3"])
