@@ -15,7 +15,6 @@ from mediavault import inbox
 from mediavault.errors import InputError, InsufficientSpace, ObjectsVanished
 from mediavault.ingest import IngestRequest, OutputSpec
 from mediavault.vault import vault_from_settings
-from mediavault.vault.s3 import make_s3_client
 from tasks.common import submit_in_windows
 from tasks.ingest import commit_manifest, ingest_chunk, record_status, store_media, store_run, validate_inputs
 
@@ -184,7 +183,11 @@ def batch_ingest_flow(
     settings = resolve_settings(config_block, vault_url=vault_url)
     vault = vault_from_settings(settings)
     job_id = _job_id()
-    s3_client = make_s3_client(settings.s3) if source.startswith("s3://") else None
+    s3_client = None
+    if source.startswith("s3://"):
+        from mediavault.vault.s3 import make_s3_client  # boto3 only when the inbox is on S3
+
+        s3_client = make_s3_client(settings.s3)
     items = inbox.discover(source, s3_client)
     defaults = {
         "metadata": {k: v for k, v in {"owner": owner, "tags": tags, "language": language}.items() if v},

@@ -47,23 +47,73 @@ PREFECT_ENV_DEFAULTS = {
     # The first start in a new home migrates a fresh database, which can outlast Prefect's 20 s.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
+# Without -v, Prefect logs only to the API (the run's logs in the UI) and to the CLI's log file.
+QUIET_PREFECT_LOGGING = {
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL": "CRITICAL",
+}
+CLI_LOG = "logs/cli.log"
+_verbose = False
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs as runs go.")] = False,
+) -> None:
+    global _verbose
+    _verbose = verbose
 
 
 def _settings(vault_url: str | None = None) -> MediavaultSettings:
     """Settings for a command, with $MEDIAVAULT_HOME and Prefect's home created (parents too).
 
     Prefect creates its home without parents and then cannot start its ephemeral API, so a new
-    MEDIAVAULT_HOME must exist before any flow runs."""
+    MEDIAVAULT_HOME must exist before any flow runs. When this home's local stack is up, flows run
+    against its Prefect server (their runs show in its UI) instead of a temporary one."""
+    from mediavault.stack.local import api_url_if_up
+
     settings = load_settings(vault_url=vault_url)
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     for name, value in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if not _verbose:
+        for name, value in QUIET_PREFECT_LOGGING.items():
+            os.environ.setdefault(name, value)
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(ConfigurationError(f"cannot create {exc.filename}: {exc.strerror}"))
+    if not os.environ.get("PREFECT_API_URL"):
+        api_url = api_url_if_up(settings)
+        if api_url:
+            os.environ["PREFECT_API_URL"] = api_url
     return settings
+
+
+def _log_path() -> Path:
+    return load_settings().home / CLI_LOG
+
+
+def _log_to_file() -> None:
+    """Everything logged while a flow runs (Prefect's logs and tracebacks) also goes to the CLI's
+    log file, so a one-line error can say where the whole story is."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    path = _log_path()
+    root = logging.getLogger()
+    if any(getattr(handler, "mediavault_cli", False) for handler in root.handlers):
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=5 * 1024**2, backupCount=2, encoding="utf-8")
+    except OSError:
+        return
+    handler.mediavault_cli = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
 
 
 def _human(size: float) -> str:
@@ -83,9 +133,15 @@ def _progress_factory(bar: Progress):
 
 
 def _run_flow(call):
+    """Run a flow in this process with progress bars; no heartbeat thread, whose 1 s polling
+    would delay every exit (the CLI is in the foreground: a killed run is marked by its signal)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from mediavault import progress
 
+    _log_to_file()
     with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -100,8 +156,26 @@ def _run_flow(call):
 
 
 def _fail(exc: BaseException) -> None:
-    errors.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-    raise typer.Exit(2 if isinstance(exc, MediavaultError) else 1)
+    """One line on stderr. A rejected input exits 2; anything unexpected exits 1 and says where
+    the full log (with the traceback) is."""
+    if isinstance(exc, MediavaultError):
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    import logging
+
+    _log_to_file()
+    logging.getLogger("mediavault.cli").error("unexpected error", exc_info=exc)
+    where = f"full log: {_log_path()}"
+    if os.environ.get("PREFECT_API_URL"):
+        where += f"; flow runs: {os.environ['PREFECT_API_URL'].removesuffix('/api')}/runs"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    errors.print(
+        f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(message)} ({escape(where)})",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 def _parse_params(values: list[str]) -> dict[str, Any]:
@@ -427,13 +501,17 @@ def show_journal(
 
 @app.command()
 def demo(
-    serve: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="End by serving the dashboard until Ctrl-C.")
+    stack: Annotated[
+        bool,
+        typer.Option(
+            "--stack/--no-stack",
+            help="Bring the local stack up first (Prefect server and UI, worker, deployments, dashboard) "
+            "so every step shows in the Prefect UI; --no-stack only sets up the home.",
+        ),
     ] = True,
-    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8765,
 ) -> None:
-    """Set up $MEDIAVAULT_HOME, ingest the bundled samples, build the index, and serve the dashboard
-    with a fresh admin token."""
+    """The tour: bring the local stack up, ingest the bundled samples, build the index, run a search,
+    and print where to look (the dashboard with a fresh admin token, and the Prefect UI)."""
     settings = _settings()
     sample_dir = settings.home / "sample"
     sample_dir.mkdir(parents=True, exist_ok=True)
@@ -452,10 +530,18 @@ def demo(
         f"[bold]mediavault demo[/] - home: {escape(str(settings.home))}, "
         f"vault: {escape(settings.resolved_vault_url())}"
     )
+    local = _stack(settings) if stack else None
+    if local is not None:
+        console.print("[bold]1. the local stack[/] (Prefect server and UI, worker, deployments, dashboard)")
+        try:
+            local.up(say=lambda line: console.print(f"   {escape(line)}", highlight=False), first_token=False)
+        except MediavaultError as exc:
+            _fail(exc)
+        os.environ["PREFECT_API_URL"] = local.api_url  # the runs below show in its UI
     console.print(
-        "samples: JFK inaugural address (public domain) with its openai-whisper output, and a real "
-        "diarized WhisperX transcript of a school board meeting over synthesized speech; "
-        f"see {escape(str(sample_dir / 'PROVENANCE.md'))}"
+        "[bold]2. ingest[/] the samples: JFK inaugural address (public domain) with its openai-whisper "
+        "output, and a real diarized WhisperX transcript of a school board meeting over synthesized "
+        f"speech; see {escape(str(sample_dir / 'PROVENANCE.md'))}"
     )
     common: dict[str, Any] = {
         "owner": "demo",
@@ -488,28 +574,37 @@ def demo(
     store = vault_from_settings(settings)
     for media_id in manifests.list_media_ids(store):
         show(media_id, vault=None, as_json=False)
-    if settings.mongo_mode == "embedded" and settings.mongo_url is None:
-        server = embedded.running(settings.home / "mongo")
-        if server:
-            console.print(
-                f"MongoDB (embedded SecantusDB) at {server.url}; stop it with 'mediavault mongo stop'"
-            )
     if settings.mongo_mode == "disabled":
         return
-    from mediavault import reindex
-    from mediavault.backends import index_target
-
-    reindex.incremental(index_target(settings))
+    console.print("[bold]3. index[/] the vault into MongoDB and the search index, then [bold]search[/]:")
+    reindex_command(full=False, media=None, prefix=None, owner=None, rollback=False, config_block=None)
+    search(
+        "allegiance",
+        speaker=None,
+        media=None,
+        owner=None,
+        language=None,
+        tag=None,
+        since=None,
+        until=None,
+        sort="relevance",
+        limit=3,
+        page=1,
+        as_json=False,
+    )
     token = demo_token(store)
-    url = f"http://127.0.0.1:{port}"
+    web_url = local.web_url if local else f"http://{settings.stack.host}:{settings.stack.web_port}"
+    console.print("\n[bold]4. where to look[/]")
+    if local is not None:
+        console.print(f"Prefect UI:  {local.prefect_url}/runs  (these flow runs; deployments, schedules)")
+        console.print("stop the stack with:  python3 dev.py mediavault down")
+    else:
+        console.print("the dashboard needs 'mediavault up' (or 'mediavault serve')")
     console.print(
-        f"\n[bold]Dashboard[/]: {url}/search?q=allegiance  -  log in with this admin token "
+        f"Dashboard:   {web_url}/search?q=allegiance  -  log in with this admin token "
         "(shown once; each demo run replaces it):"
     )
     console.print(token, markup=False, highlight=False, soft_wrap=True)
-    if serve:
-        console.print("serving until Ctrl-C (run 'python3 dev.py demo' again to come back) ...")
-        serve_command(host="127.0.0.1", port=port, vault=None, access_log=False)
 
 
 def demo_token(store) -> str:
@@ -579,11 +674,24 @@ def search(
             f"[bold]{hit.media_id[:12]}[/] {_timestamp(hit.start)}-{_timestamp(hit.end)} "
             f"[cyan]{escape(hit.speaker_name or '-')}[/] {escape(hit.title)}"
         )
-        console.print(f"   {hit.snippet}", markup=False, highlight=False)
+        console.print(_snippet_text(hit.snippet), highlight=False)
     console.print(f"{result.total} hit(s); page {page}")
     for name, counts in result.facets.items():
         if counts:
             console.print(f"  {name}: " + ", ".join(f"{escape(k[:16])} ({v})" for k, v in counts.items()))
+
+
+def _snippet_text(snippet: str):
+    """A search snippet (HTML-escaped text with <b> around the matches) for the terminal."""
+    import html
+    import re
+
+    from rich.text import Text
+
+    text = Text("   ")
+    for index, part in enumerate(re.split(r"</?b>", snippet)):
+        text.append(html.unescape(part), style="bold yellow" if index % 2 else None)
+    return text
 
 
 def _edit(media_id: str, kind: str, payload: dict[str, Any], author: str | None) -> None:
@@ -749,6 +857,71 @@ def serve_command(
         proxy_headers=False,
         http="httptools",
     )
+
+
+def _stack(settings: MediavaultSettings):
+    from mediavault.stack.local import LocalStack
+
+    return LocalStack(settings)
+
+
+@app.command("up")
+def up_command() -> None:
+    """Start the local stack under $MEDIAVAULT_HOME: Prefect server and UI, MongoDB stand-in, work
+    pool and worker, the deployments of prefect.yaml (schedules on), and the dashboard."""
+    stack = _stack(_settings())
+    try:
+        status = stack.up(say=lambda line: console.print(escape(line), highlight=False))
+    except MediavaultError as exc:
+        _fail(exc)
+    console.print(f"\n[bold]Prefect UI[/]:  {status.prefect_ui_url}   (flow runs, deployments, schedules)")
+    console.print(f"[bold]Dashboard[/]:   {status.web_url}   (search, player, edits)")
+    console.print(f"home: {escape(str(status.home))}; logs in {escape(str(stack.log_dir))}")
+    console.print("stop everything with: mediavault down")
+    if status.admin_token:
+        console.print("admin token for the dashboard (shown once; more with 'mediavault token create'):")
+        console.print(status.admin_token, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("down")
+def down_command() -> None:
+    """Stop every process of the local stack (each only if its recorded pid is still ours)."""
+    stack = _stack(_settings())
+    stopped = stack.down(say=lambda line: console.print(escape(line), highlight=False))
+    if not stopped:
+        console.print("nothing was running")
+
+
+@app.command("status")
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    runs: Annotated[int, typer.Option(help="Last runs shown per deployment.")] = 3,
+) -> None:
+    """What runs in the local stack, where and since when, and the last runs of each deployment."""
+    status = _stack(_settings()).status(runs_per_deployment=max(runs, 0))
+    if as_json:
+        console.print_json(json.dumps(status.as_json()))
+        return
+    table = Table("part", "state", "pid", "address", "since")
+    for name, state in status.services.items():
+        table.add_row(
+            name,
+            "[green]running[/]" if state.running else "[dim]stopped[/]",
+            str(state.pid or ""),
+            escape(state.url or ""),
+            escape(state.since or ""),
+        )
+    console.print(table)
+    if not status.services["prefect"].running:
+        console.print("the stack is down; start it with: mediavault up")
+        return
+    deployments = Table("deployment", "schedules", "last runs")
+    for item in status.deployments:
+        last = ", ".join(f"{run['state']} {(run['start_time'] or '')[:16]}" for run in item["last_runs"])
+        schedules = "paused" if item["paused"] else str(item["schedules"])
+        deployments.add_row(escape(item["name"]), schedules, escape(last or "-"))
+    console.print(deployments)
+    console.print(f"Prefect UI: {status.prefect_ui_url}   Dashboard: {status.web_url}")
 
 
 @app.command("stats")

@@ -3,16 +3,15 @@
 It is started with ``python -m secantus`` and reached over the wire protocol on loopback; this
 project never imports it.
 
-The state file records the server's identity (boot id, process start time, command line) next to
-its pid. Nothing is signalled unless the process behind the pid still has that identity, so a
-recycled pid is never killed. Starting and stopping hold an exclusive lock on ``server.lock``, so
-two processes can never start two servers on one data directory.
+Its state file and signals follow ``mediavault.stack.processes``: nothing is signalled unless the
+process behind the recorded pid still has the recorded identity. Starting and stopping hold an
+exclusive lock on ``server.lock``, so two processes can never start two servers on one data
+directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -20,12 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mediavault.errors import ConfigurationError, TransientError
+from mediavault.stack import processes
+from mediavault.stack.processes import process_identity
 
 STATE_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -42,58 +42,10 @@ class EmbeddedMongo:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
 
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """What tells one process apart from a later one that reuses its pid."""
-
-    boot_id: str
-    start_time: str
-    cmdline: list[str]
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_identity(pid: int) -> ProcessIdentity | None:
-    """The identity of a live process, or None if there is none (zombies count as gone)."""
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self/stat").exists():
-        try:
-            stat = (proc / "stat").read_text()
-            raw_cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return None
-        # The command name (field 2) is in parentheses and may hold spaces or ')'.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] in ("Z", "X"):
-            return None
-        cmdline = [part.decode(errors="replace") for part in raw_cmdline.split(b"\0")[:-1]]
-        return ProcessIdentity(_boot_id(), fields[19], cmdline)
-    return _ps_identity(pid)
-
-
-def _ps_identity(pid: int) -> ProcessIdentity | None:
-    """Without /proc (e.g. macOS): ps gives the start time to the second and the command line."""
-    done = subprocess.run(
-        ["ps", "-ww", "-o", "stat=", "-o", "lstart=", "-o", "command=", "-p", str(pid)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    parts = done.stdout.split()
-    if done.returncode != 0 or len(parts) < 7 or parts[0].startswith("Z"):
-        return None
-    return ProcessIdentity("", " ".join(parts[1:6]), parts[6:])
 
 
 def _is_our_server(pid: int, info: dict[str, Any]) -> bool:
@@ -103,11 +55,7 @@ def _is_our_server(pid: int, info: dict[str, Any]) -> bool:
         return False
     recorded = info.get("identity")
     if recorded:
-        return (
-            current.boot_id == recorded["boot_id"]
-            and current.start_time == recorded["start_time"]
-            and current.cmdline == recorded["cmdline"]
-        )
+        return processes.same_process(pid, recorded)
     # A state file written before identities were recorded: accept only a SecantusDB command line
     # on this very data directory.
     cmd = current.cmdline
@@ -144,22 +92,11 @@ def _read_state(base: Path) -> dict[str, Any] | None:
 
 
 def _write_state(base: Path, info: dict[str, Any]) -> None:
-    """Replace the state file atomically, so a reader never sees half of it."""
-    temporary = base / f".{STATE_FILE}.{os.getpid()}"
-    temporary.write_text(json.dumps(info))
-    os.replace(temporary, base / STATE_FILE)
+    processes.write_state(base / STATE_FILE, info)
 
 
-@contextlib.contextmanager
-def _start_lock(base: Path) -> Iterator[None]:
-    """An exclusive lock across processes on ``base`` (released when the holder exits)."""
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _start_lock(base: Path):
+    return processes.exclusive_lock(base / LOCK_FILE)
 
 
 def running(base: Path) -> EmbeddedMongo | None:
@@ -230,11 +167,7 @@ def _start(base: Path, startup_timeout: float) -> EmbeddedMongo:
                     "pid": process.pid,
                     "port": port,
                     "data_dir": str(data_dir),
-                    "identity": {
-                        "boot_id": identity.boot_id,
-                        "start_time": identity.start_time,
-                        "cmdline": identity.cmdline,
-                    },
+                    "identity": processes.identity_record(identity),
                 },
             )
             return EmbeddedMongo(process.pid, port, data_dir)
@@ -245,32 +178,7 @@ def _start(base: Path, startup_timeout: float) -> EmbeddedMongo:
 
 
 def _signal_if_ours(pid: int, info: dict[str, Any], signum: int) -> bool:
-    """Send ``signum`` to ``pid`` only if it is still our server; True if sent.
-
-    With a pidfd the identity check and the signal refer to the same process, so the pid cannot be
-    recycled in between."""
-    pidfd: int | None = None
-    if hasattr(os, "pidfd_open"):
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            pidfd = None  # kernel without pidfds: check, then signal by pid
-    try:
-        if not _is_our_server(pid, info):
-            return False
-        try:
-            if pidfd is not None:
-                signal.pidfd_send_signal(pidfd, signum)
-            else:
-                os.kill(pid, signum)
-        except ProcessLookupError:
-            return False
-        return True
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
+    return processes.signal_if(pid, lambda candidate: _is_our_server(candidate, info), signum)
 
 
 def stop(base: Path, timeout: float = 20.0) -> bool:

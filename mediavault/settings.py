@@ -107,6 +107,17 @@ class WebOptions(BaseModel):
     )
 
 
+class StackOptions(BaseModel):
+    """The local stack that ``mediavault up`` runs (Prefect server and worker, dashboard)."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field("127.0.0.1", description="Where the Prefect server and the dashboard listen")
+    prefect_port: int = Field(4200, ge=1, le=65535, description="Prefect API and UI")
+    web_port: int = Field(8765, ge=1, le=65535, description="Dashboard and HTTP API")
+    work_pool: str = Field("mediavault-process", description="The process work pool of prefect.yaml")
+    startup_timeout_seconds: float = Field(180.0, gt=0, description="How long 'up' waits for each part")
+
+
 class MediavaultSettings(BaseSettings):
     """Every knob mediavault has. Env prefix ``MEDIAVAULT_``, nested with ``__``."""
 
@@ -136,6 +147,7 @@ class MediavaultSettings(BaseSettings):
     batch_chunk_size: int = 8
     batch_max_concurrency: int = 4
     web: WebOptions = Field(default_factory=WebOptions)
+    stack: StackOptions = Field(default_factory=StackOptions)
 
     def resolved_vault_url(self) -> str:
         return self.vault_url or (self.home / "vault").resolve().as_uri()

@@ -585,52 +585,41 @@ def test_s3_vault_plays_through_a_presigned_url_with_ranges(
         context.close()
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def test_readme_tour_demo_login_search_play_rename(browser, tmp_path: Path) -> None:
-    """What the README promises: run the demo, open the printed address, log in with the printed
-    token, search the sample, play from a hit, and rename a speaker."""
+    """What the README promises: the demo brings the local stack up and ends; open the printed
+    address, log in with the printed token, search the sample, play from a hit, rename a speaker.
+    Then `mediavault down` stops it all."""
     import socket
     import subprocess
     import sys
 
-    from prefect.settings import PREFECT_API_URL
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     home = tmp_path / "home"
+    port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")},
         "MEDIAVAULT_HOME": str(home),
         "MEDIAVAULT_MONGO_MODE": "embedded",
-        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "MEDIAVAULT_STACK__WEB_PORT": str(port),
+        "MEDIAVAULT_STACK__PREFECT_PORT": str(free_port()),
         "COLUMNS": "200",
     }
-    demo = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mediavault"), "demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    cli = str(Path(sys.executable).parent / "mediavault")
     try:
-        printed, token, address = [], None, None
-        for line in demo.stdout:
-            printed.append(line)
-            address = address or next(iter(re.findall(r"http://127\.0\.0\.1:\d+/search\?q=\w+", line)), None)
-            token = token or next(iter(re.findall(r"mvt_[0-9a-f]{12}_[\w-]{43}", line)), None)
-            if "serving on" in line:
-                break
-        assert token and address, "".join(printed)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the demo's dashboard did not come up"
-            time.sleep(0.3)
+        demo = subprocess.run([cli, "demo"], env=env, capture_output=True, text=True, timeout=900)
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        address = re.findall(r"http://127\.0\.0\.1:(\d+)/search\?q=\w+", demo.stdout)
+        token = re.findall(r"mvt_[0-9a-f]{12}_[\w-]{43}", demo.stdout)
+        assert address == [str(port)] and len(token) == 1, demo.stdout
+        assert demo.stdout.strip().splitlines()[-1] == token[0], "the token ends the tour"
+        assert "Pledge of Allegiance" in demo.stdout, "the tour runs a search"
+        assert re.search(r"Prefect UI: +http://127\.0\.0\.1:\d+/runs", demo.stdout)
+        address, token = f"http://127.0.0.1:{port}/search?q=allegiance", token[0]
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200, "still serving"
         context = browser.new_context()
         try:
             page = context.new_page()
@@ -656,11 +645,8 @@ def test_readme_tour_demo_login_search_play_rename(browser, tmp_path: Path) -> N
         finally:
             context.close()
     finally:
-        demo.terminate()
-        demo.wait(timeout=30)
-        from mediavault import embedded
-
-        embedded.stop(home / "mongo")
+        stopped = subprocess.run([cli, "down"], env=env, capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
 
 
 def test_run_selector_switches_the_transcript(site: Site, page_for) -> None:

@@ -1,0 +1,1 @@
+"""The local stack: the background processes mediavault runs on one machine."""
