@@ -1,5 +1,5 @@
 """``python -m mediavault``: the command line."""
 
-from mediavault.cli import app
+from mediavault.cli import main
 
-app(prog_name="mediavault")
+main()

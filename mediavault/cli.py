@@ -21,7 +21,11 @@ from mediavault.errors import ConfigurationError, MediavaultError
 from mediavault.settings import MediavaultSettings, load_settings
 from mediavault.vault import Vault, vault_from_settings
 
-app = typer.Typer(help="Keep costly AI transcription results safe and searchable.", no_args_is_help=True)
+app = typer.Typer(
+    help="Keep costly AI transcription results safe and searchable.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 mongo_app = typer.Typer(help="The embedded MongoDB stand-in (SecantusDB).", no_args_is_help=True)
 app.add_typer(mongo_app, name="mongo")
 blocks_app = typer.Typer(help="Prefect blocks for configuration and credentials.", no_args_is_help=True)
@@ -70,9 +74,16 @@ def _settings(vault_url: str | None = None) -> MediavaultSettings:
     Prefect creates its home without parents and then cannot start its ephemeral API, so a new
     MEDIAVAULT_HOME must exist before any flow runs. When this home's local stack is up, flows run
     against its Prefect server (their runs show in its UI) instead of a temporary one."""
+    from pydantic import ValidationError
+
     from mediavault.stack.local import api_url_if_up
 
-    settings = load_settings(vault_url=vault_url)
+    try:
+        settings = load_settings(vault_url=vault_url)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "MEDIAVAULT_" + "__".join(str(part).upper() for part in first["loc"])
+        _fail(ConfigurationError(f"{name}: {first['msg']} (got {first.get('input')!r})"))
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     for name, value in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -1058,4 +1069,17 @@ def mongo_status() -> None:
     console.print(f"running: pid {server.pid}, {server.url}" if server else "not running")
 
 
-__all__ = ["app"]
+def main() -> None:
+    """The console script: whatever escapes a command is still one line, never a traceback."""
+    import sys
+
+    try:
+        app(prog_name="mediavault")
+    except Exception as exc:
+        try:
+            _fail(exc)
+        except typer.Exit as stop:
+            sys.exit(stop.exit_code)
+
+
+__all__ = ["app", "main"]
