@@ -647,6 +647,8 @@ def test_readme_tour_demo_login_search_play_rename(browser, tmp_path: Path) -> N
     finally:
         stopped = subprocess.run([cli, "down"], env=env, capture_output=True, text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
+        for part in ("worker", "web", "prefect", "mongo"):
+            assert f"{part}: stopped" in stopped.stdout, stopped.stdout
 
 
 def test_run_selector_switches_the_transcript(site: Site, page_for) -> None:

@@ -145,6 +145,8 @@ def test_up_status_run_from_the_api_and_down(tmp_path: Path) -> None:
             {"flows": {"name": {"any_": ["ingest"]}}, "sort": "START_TIME_DESC", "limit": 1},
         )
         assert latest[0]["state"]["type"] == "FAILED" and "segments[0].end" in latest[0]["state"]["message"]
+        verbose = mediavault(env, "-v", "ingest", str(media), "-o", str(bad))
+        assert verbose.returncode == 2 and "Finished in state Failed" in verbose.stderr, "-v: Prefect's logs"
 
         status = json.loads(mediavault(env, "status", "--json").stdout)
         ingest_runs = next(item for item in status["deployments"] if item["name"] == "ingest/ingest")
