@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mediavault import embedded, journal, manifests
 from mediavault.access import cli as access_cli
-from mediavault.errors import ConfigurationError, MediavaultError
+from mediavault.errors import ConfigurationError, InputError, MediavaultError
 from mediavault.settings import MediavaultSettings, load_settings
 from mediavault.vault import Vault, vault_from_settings
 
@@ -469,6 +469,8 @@ def show(
         f"title: {escape(metadata.title or '-')}   owner: {escape(metadata.owner or '-')}   "
         f"tags: {escape(', '.join(metadata.tags) or '-')}   language: {escape(metadata.language or '-')}"
     )
+    if metadata.description:
+        console.print(f"description: {escape(metadata.description)}", highlight=False)
     streams = ", ".join(f"{s.type}/{s.codec}" for s in probe.streams)
     console.print(
         f"media: {escape(manifest.media.original_filename)}, {escape(probe.container)}, "
@@ -747,17 +749,34 @@ def edit_correct_text(
 def edit_fix_metadata(
     media_id: str,
     title: Annotated[str | None, typer.Option(help="New title.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
     owner: Annotated[str | None, typer.Option(help="New owner.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace the tags (repeatable).")] = None,
     language: Annotated[str | None, typer.Option(help="New language.")] = None,
+    source_url: Annotated[str | None, typer.Option(help="New source URL.")] = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(help="Clear a field: title, description, tags, language or source_url (repeatable)."),
+    ] = None,
     author: AuthorOption = None,
 ) -> None:
-    """Fix title, owner, tags or language."""
-    payload = {
-        k: v
-        for k, v in {"title": title, "owner": owner, "tags": tag, "language": language}.items()
-        if v is not None
+    """Fix title, description, owner, tags, language or source URL; --clear empties one."""
+    given = {
+        "title": title,
+        "description": description,
+        "owner": owner,
+        "tags": tag,
+        "language": language,
+        "source_url": source_url,
     }
+    payload: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    for name in clear or []:
+        field = name.replace("-", "_")
+        if field not in given or field == "owner":
+            _fail(InputError("--clear", name, "one of title, description, tags, language, source_url"))
+        if field in payload:
+            _fail(InputError("--clear", name, "also given a new value"))
+        payload[field] = None
     _edit(media_id, "fix-metadata", payload, author)
 
 

@@ -56,6 +56,9 @@ class CorrectText(BaseModel):
 
 
 class FixMetadata(BaseModel):
+    """Fields sent replace the current values; a field sent as null clears it (every field but
+    the owner); fields not sent are left as they are."""
+
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(None, max_length=1000)
     description: str | None = Field(None, max_length=10_000)
@@ -65,6 +68,13 @@ class FixMetadata(BaseModel):
     source_url: str | None = Field(None, max_length=4096)
 
     _one_line = field_validator("title", "owner", "language", "source_url")(single_line)
+
+    @field_validator("owner")
+    @classmethod
+    def _owner_kept(cls, value: str | None) -> str:
+        if value is None or not value.strip():
+            raise ValueError("cannot be cleared: every media item keeps an owner (change it instead)")
+        return value
 
     @field_validator("description")
     @classmethod
@@ -117,7 +127,13 @@ def validate_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     if model is None:
         raise InputError("edit", "kind", f"unknown edit kind {kind!r}; one of {sorted(PAYLOADS)}")
     try:
-        return model.model_validate(payload).model_dump(exclude_none=True)
+        validated = model.model_validate(payload)
+        if model is FixMetadata:  # an explicit null clears the field
+            fields = validated.model_dump(exclude_unset=True)
+            if "tags" in fields and fields["tags"] is None:
+                fields["tags"] = []
+            return fields
+        return validated.model_dump(exclude_none=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

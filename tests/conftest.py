@@ -22,6 +22,9 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 # Property, fuzz, stress and fault tests: short and seeded in CI and by default; long by hand with
 # MEDIAVAULT_HARDENING=long (see the README).
+# Nothing here can reach Prefect's telemetry host; the test servers must not try.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 LONG_HARDENING = os.environ.get("MEDIAVAULT_HARDENING") == "long"
 settings_profiles.register_profile(
     "ci",

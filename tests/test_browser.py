@@ -415,6 +415,29 @@ def test_conflict_shows_the_other_version_and_saves_nothing(site: Site, page_for
         assert api.get(f"/api/v1/media/{site.media['jfk']}").json()["title"] == "Ask not, edited first"
 
 
+def test_emptying_a_detail_clears_it(site: Site, page_for) -> None:
+    media = site.media["jfk"]
+    with site.api("editor") as api:
+        current = api.get(f"/api/v1/media/{media}")
+        filled = api.post(
+            f"/api/v1/media/{media}/edits",
+            json={"kind": "fix-metadata", "payload": {"description": "To be cleared", "language": "en"}},
+            headers={"If-Match": current.headers["ETag"]},
+        )
+        assert filled.status_code == 201, filled.text
+        title = current.json()["title"]
+    page = page_for("editor")
+    open_player(page, site, "jfk")
+    assert page.locator("#media-description").inner_text() == "To be cleared"
+    page.fill("#metadata-form textarea[name=description]", "")
+    page.click("#metadata-form button[type=submit]")
+    page.wait_for_selector("text=Details saved; cleared: description.")
+    assert page.locator("#media-description").inner_text() == ""
+    with site.api("editor") as api:
+        body = api.get(f"/api/v1/media/{media}").json()
+    assert (body["description"], body["language"], body["title"]) == (None, "en", title)
+
+
 @pytest.mark.console_allows(r"status of 404")
 def test_another_owners_media_is_not_reachable_by_url(site: Site, page_for) -> None:
     page = page_for("editor")

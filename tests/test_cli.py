@@ -224,6 +224,16 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     shown = runner.invoke(["show", media_id[:8]])
     assert "title: Fixed [i]title[/i]   owner: alice" in shown.output, shown.output
     assert "index: committed, manifest v3" in shown.output
+    described = runner.invoke(["edit", "fix-metadata", media_id[:8], "--description", "Inaugural"])
+    assert described.exit_code == 0, described.output
+    assert "description: Inaugural" in runner.invoke(["show", media_id[:8]]).output
+    cleared = runner.invoke(["edit", "fix-metadata", media_id[:8], "--clear", "description"])
+    assert cleared.exit_code == 0, cleared.output
+    shown = runner.invoke(["show", media_id[:8]]).output
+    assert "description:" not in shown and "title: Fixed [i]title[/i]" in shown
+    for refused in (["--clear", "owner"], ["--clear", "title", "--title", "x"], ["--clear", "colour"]):
+        answer = runner.invoke(["edit", "fix-metadata", media_id[:8], *refused])
+        assert answer.exit_code == 2 and "--clear" in answer.output, answer.output
     verified = runner.invoke(["verify"])
     assert verified.exit_code == 0, verified.output
     assert "0 unverified" in verified.output and "journal sweep repaired 0" in verified.output

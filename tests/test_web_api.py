@@ -250,3 +250,28 @@ def test_the_serve_command_refuses_open_binding_without_tokens_then_serves(tmp_p
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_metadata_field_sent_as_null_is_cleared_and_a_rebuild_keeps_it_cleared(site: Site) -> None:
+    from mediavault.backends import index_target
+    from mediavault.reindex import full_rebuild
+
+    path = f"/api/v1/media/{site.bob_media}/edits"
+    fill = {"title": "Budget hearing", "description": "Second reading", "language": "en", "tags": ["a"]}
+    with site.client("admin") as admin:
+        assert admin.post(path, json={"kind": "fix-metadata", "payload": fill}).status_code == 201
+        clear = {"description": None, "tags": None, "language": None}
+        done = admin.post(path, json={"kind": "fix-metadata", "payload": clear})
+        assert done.status_code == 201, done.text
+        unowned = admin.post(path, json={"kind": "fix-metadata", "payload": {"owner": None}})
+        assert unowned.status_code == 422 and unowned.json()["detail"]["field"] == "payload.owner"
+
+        def details() -> tuple:
+            body = admin.get(f"/api/v1/media/{site.bob_media}").json()
+            return body["title"], body["description"], body["tags"], body["language"], body["owner"]
+
+        assert details() == ("Budget hearing", None, [], None, "bob"), "fields not sent are kept"
+        full_rebuild(index_target(site.settings))
+        assert details() == ("Budget hearing", None, [], None, "bob"), "the rebuild replays the clear"
+        listed = admin.get("/api/v1/media", params={"q": "Budget"}).json()["items"]
+        assert [(m["id"], m["tags"]) for m in listed] == [(site.bob_media, [])]

@@ -476,17 +476,19 @@
 
   async function metadata(form) {
     const values = Object.fromEntries(new FormData(form));
+    // An emptied field that had a value is sent as null, which clears it; an empty one stays unsent.
+    const field = (name) => values[name].trim() || (form.elements[name].defaultValue.trim() ? null : undefined);
     const payload = {
-      title: values.title.trim() || undefined,
-      description: values.description.trim() || undefined,
+      title: field("title"),
+      description: field("description"),
       tags: values.tags.split(",").map((t) => t.trim()).filter(Boolean),
-      language: values.language.trim() || undefined,
+      language: field("language"),
     };
-    const cleared = ["title", "description", "language"].some((k) => !values[k].trim() && form.elements[k].defaultValue.trim());
+    const cleared = ["title", "description", "language"].filter((k) => payload[k] === null);
     if (await edit("fix-metadata", payload, JSON.stringify(payload))) {
       const { data } = await api("GET", `/api/v1/media/${cfg.media_id}`);
       if (data) showDetails(data, form);
-      say(cleared ? "Details saved; an emptied field keeps its current value." : "Details saved.");
+      say(cleared.length ? `Details saved; cleared: ${cleared.join(", ")}.` : "Details saved.");
     }
   }
 
