@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import io
 import os
+import queue
+import stat
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from mediavault.errors import ConfigurationError
 from mediavault.hashing import copy_hashing, sha256_bytes
+from mediavault.sources import SourceChanged
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 
 _TMP_DIR = ".tmp"
 WRITEBACK_BYTES = 64 * 1024 * 1024
+FILE_COPY_CHUNK = 8 * 1024 * 1024
+# Errors with which the kernel declines a copy it cannot do (another filesystem, a file system
+# without the call, a seccomp filter). The next method is tried; a real I/O error recurs there.
+_KERNEL_DECLINES = frozenset(
+    {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM, errno.ETXTBSY, errno.EIO}
+)
+COPY_METHODS = ("copy_file_range", "sendfile", "read")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -25,15 +40,170 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class FileCopy:
+    sha256: str
+    size: int
+    method: str
+    """The last of ``COPY_METHODS`` used: the kernel declined the ones before it."""
+
+
+def _file_version(info: os.stat_result) -> tuple[int, ...]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def regular_file_fd(stream: BinaryIO) -> int | None:
+    """The descriptor behind a plain file opened for reading, when it is a regular file.
+
+    Only ``open(path, "rb")`` objects qualify: a wrapper with a ``fileno`` (gzip, a hashing
+    reader) transforms what it reads, so its descriptor's bytes are not the stream's."""
+    raw = stream.raw if type(stream) is io.BufferedReader else stream
+    if type(raw) is not io.FileIO or not stream.readable():
+        return None
+    try:
+        fd = stream.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+class _TrailingHasher:
+    """Hashes a file being written by another thread, reading back each range once it is written.
+
+    It hashes the copy, not the source, so the digest describes exactly the bytes that get
+    linked into place even if the source changes meanwhile. With ``writeback`` it also asks the
+    kernel to write hashed ranges out and drop them from the page cache."""
+
+    def __init__(self, fd: int, writeback: bool, chunk: int = FILE_COPY_CHUNK) -> None:
+        self._fd = fd
+        self._chunk = chunk
+        self._writeback = writeback and hasattr(os, "posix_fadvise")
+        self._ends: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._abandoned = threading.Event()
+        self._digest = hashlib.sha256()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sha256-copy", daemon=True)
+        self._thread.start()
+
+    def written_up_to(self, end: int) -> None:
+        self._ends.put(end)
+
+    def finish(self) -> str:
+        self._ends.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Stop early (the copy failed); returns once the thread no longer uses the descriptor."""
+        self._abandoned.set()
+        self._ends.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        buffer = memoryview(bytearray(self._chunk))
+        hashed = dropped = 0
+        try:
+            while (end := self._ends.get()) is not None:
+                while hashed < end and not self._abandoned.is_set():
+                    count = os.preadv(self._fd, [buffer[: min(len(buffer), end - hashed)]], hashed)
+                    if count == 0:
+                        raise OSError(errno.EIO, "the temp file is shorter than what was copied into it")
+                    self._digest.update(buffer[:count])
+                    hashed += count
+                    if self._writeback and hashed - dropped >= WRITEBACK_BYTES:
+                        os.posix_fadvise(self._fd, dropped, hashed - dropped, os.POSIX_FADV_DONTNEED)
+                        dropped = hashed
+        except BaseException as exc:  # re-raised by finish() in the copying thread
+            self._error = exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _copy_chunk(method: str, source: int, target: int, offset: int, chunk: int) -> int:
+    """Append up to ``chunk`` bytes of ``source`` at ``offset`` to ``target``; 0 at end of file."""
+    if method == "copy_file_range":
+        return os.copy_file_range(source, target, chunk, offset)
+    if method == "sendfile":
+        return os.sendfile(target, source, offset, chunk)
+    data = os.pread(source, chunk, offset)
+    _write_all(target, data)
+    return len(data)
+
+
+def copy_file_hashing(
+    source: int,
+    target: int,
+    start: int = 0,
+    progress: ProgressCallback | None = None,
+    *,
+    kernel: bool = True,
+    durable: bool = True,
+    name: str = "",
+    chunk: int = FILE_COPY_CHUNK,
+) -> FileCopy:
+    """Copy regular file ``source`` from ``start`` to its end into ``target``, an empty file.
+
+    The kernel moves the bytes (``copy_file_range``, else ``sendfile``, else a read/write loop when
+    it declines both) while a thread hashes what was written. With ``durable`` the copy is
+    fsynced, overlapping the end of hashing. Raises SourceChanged when the source's size or times
+    moved during the copy: it was written to, and the copy may mix two versions."""
+    before = _file_version(os.fstat(source))
+    hasher = _TrailingHasher(target, writeback=durable, chunk=chunk)
+    methods = list(COPY_METHODS if kernel else COPY_METHODS[-1:])
+    offset = start
+    try:
+        while True:
+            try:
+                count = _copy_chunk(methods[0], source, target, offset, chunk)
+            except OSError as exc:
+                if len(methods) > 1 and exc.errno in _KERNEL_DECLINES:
+                    methods.pop(0)
+                    continue
+                raise
+            if count == 0:
+                # Kernel copies report 0 at once for files whose size they cannot see (procfs).
+                if len(methods) > 1 and offset == start:
+                    methods.pop(0)
+                    continue
+                break
+            if durable and hasattr(os, "posix_fadvise"):
+                # Start writeback now (dirty pages stay cached for the hasher), so the disk
+                # works during the copy rather than all in the final fsync.
+                os.posix_fadvise(target, offset - start, count, os.POSIX_FADV_DONTNEED)
+            offset += count
+            hasher.written_up_to(offset - start)
+            if progress:
+                progress(count)
+        if _file_version(os.fstat(source)) != before:
+            raise SourceChanged(name or f"file descriptor {source}")
+        if durable:
+            os.fsync(target)
+        digest = hasher.finish()
+    except BaseException:
+        hasher.abandon()
+        raise
+    return FileCopy(digest, offset - start, methods[0])
+
+
 class LocalVault:
     """Objects are files under ``root``. Writes go to ``root/.tmp`` and are hard-linked into
     place: ``link`` fails with EEXIST when the key exists, which makes create-if-absent atomic,
-    and a reader never sees a partial file."""
+    and a reader never sees a partial file.
 
-    def __init__(self, root: Path, fsync: bool = True) -> None:
+    A stream that is a plain local file is copied by the kernel (see ``copy_file_hashing``);
+    ``kernel_copy=False`` keeps that path but copies with read/write."""
+
+    def __init__(self, root: Path, fsync: bool = True, kernel_copy: bool = True) -> None:
         self.root = root.resolve()
         self.url = self.root.as_uri()
         self.fsync = fsync
+        self.kernel_copy = kernel_copy
         try:
             (self.root / _TMP_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -49,7 +219,8 @@ class LocalVault:
 
     def _new_tmp(self) -> tuple[Path, BinaryIO]:
         path = self.root / _TMP_DIR / uuid.uuid4().hex
-        handle = open(path, "xb")  # noqa: SIM115 - closed by the caller
+        # Readable too: the copy of a local file is hashed by reading it back.
+        handle = open(path, "xb+")  # noqa: SIM115 - closed by the caller
         return path, handle
 
     def _commit_tmp(self, tmp: Path, key: str) -> bool:
@@ -120,13 +291,17 @@ class LocalVault:
         content_type: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> PutResult:
+        source_fd = regular_file_fd(stream)
         tmp, handle = self._new_tmp()
         try:
             with handle:
-                digest, size = copy_hashing(stream, self._early_writeback(handle), progress)
-                handle.flush()
-                if self.fsync:
-                    os.fsync(handle.fileno())
+                if source_fd is not None:
+                    digest, size = self._copy_file(stream, source_fd, handle.fileno(), progress)
+                else:
+                    digest, size = copy_hashing(stream, self._early_writeback(handle), progress)
+                    handle.flush()
+                    if self.fsync:
+                        os.fsync(handle.fileno())
             key = key_for(digest)
             created = self._commit_tmp(tmp, key)
         except BaseException:
@@ -134,6 +309,23 @@ class LocalVault:
                 tmp.unlink()
             raise
         return PutResult(key, digest, size, created=created)
+
+    def _copy_file(
+        self, stream: BinaryIO, source_fd: int, target_fd: int, progress: ProgressCallback | None
+    ) -> tuple[str, int]:
+        """The rest of a local file, from the stream's position; leaves the stream at its end."""
+        start = stream.tell()
+        copied = copy_file_hashing(
+            source_fd,
+            target_fd,
+            start,
+            progress,
+            kernel=self.kernel_copy,
+            durable=self.fsync,
+            name=str(getattr(stream, "name", "")),
+        )
+        stream.seek(start + copied.size)
+        return copied.sha256, copied.size
 
     def get_bytes(self, key: str) -> bytes:
         try:
