@@ -66,12 +66,15 @@ def main() -> None:
         "MEDIAVAULT_STACK__PREFECT_PORT": str(free_port()),
         "MEDIAVAULT_STACK__WEB_PORT": str(free_port()),
     }
-    for name in ("PREFECT_API_URL", "PREFECT_HOME", "MEDIAVAULT_VAULT_URL"):
+    # As on a user's machine: bytecode is cached (a developer shell may turn that off, and then
+    # every run compiles the project's modules again).
+    for name in ("PREFECT_API_URL", "PREFECT_HOME", "MEDIAVAULT_VAULT_URL", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     mediavault = str(BIN / "mediavault")
     try:
         started = time.perf_counter()
         timed([mediavault, "up"], env)
+        timed([mediavault, "ls"], env)  # writes the bytecode caches, as any first use does
         print(f"stack up in {time.perf_counter() - started:.1f}s (first start, fresh home)")
         transcript = workdir / "talk.json"
         transcript.write_text(

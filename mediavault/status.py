@@ -69,6 +69,16 @@ def _client(url: str) -> MongoClient:
         return _clients[url]
 
 
+def close_clients() -> None:
+    """Close every pooled client (their monitor threads stop at their next wake-up)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+        _indexed.clear()
+    for client in clients:
+        client.close()
+
+
 def ensure_indexes(database: Database) -> None:
     database[MEDIA].create_index([("status", ASCENDING)])
     database[MEDIA].create_index([("owner", ASCENDING)])

@@ -122,7 +122,10 @@ def test_up_status_run_from_the_api_and_down(tmp_path: Path) -> None:
 
         # a CLI command runs against the stack's server: its flow run shows in the UI
         media = make_wav(tmp_path / "tone.wav", 2)
-        ingested = mediavault(env, "ingest", str(media), "--title", "From the CLI")
+        # found from the stack's record, even without the port settings it was started with
+        plain = {k: v for k, v in env.items() if not k.startswith("MEDIAVAULT_STACK__")}
+        assert json.loads(mediavault(plain, "status", "--json").stdout)["prefect_api_url"] == api_url
+        ingested = mediavault(plain, "ingest", str(media), "--title", "From the CLI")
         assert ingested.returncode == 0, ingested.stderr
         flow_runs = api(
             f"{api_url}/flow_runs/filter",

@@ -93,6 +93,13 @@ class LocalStack:
         self.prefect_url = f"http://{options.host}:{options.prefect_port}"
         self.api_url = f"{self.prefect_url}/api"
         self.web_url = f"http://{options.host}:{options.web_port}"
+        # A running part answers where it was started, whatever the settings say now.
+        prefect, web = self.record("prefect"), self.record("web")
+        if prefect and prefect.get("url"):
+            self.prefect_url = prefect["url"]
+            self.api_url = f"{self.prefect_url}/api"
+        if web and web.get("url"):
+            self.web_url = web["url"]
 
     # --- records -------------------------------------------------------------------------------
 
