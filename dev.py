@@ -45,27 +45,43 @@ def ensure_environment() -> None:
 
 
 CHROMIUM = os.environ.get("MEDIAVAULT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_HELP = (
-    "the browser tests need Chromium at {path}. On Debian or Ubuntu: sudo apt-get install -y chromium; "
-    "elsewhere install Chromium and set MEDIAVAULT_CHROMIUM to its path "
+FIREFOX = os.environ.get("MEDIAVAULT_FIREFOX", "/usr/bin/firefox-esr")
+# (path, Debian package, environment variable that points elsewhere)
+BROWSERS = ((CHROMIUM, "chromium", "MEDIAVAULT_CHROMIUM"), (FIREFOX, "firefox-esr", "MEDIAVAULT_FIREFOX"))
+BROWSER_HELP = (
+    "the browser tests need {missing}. On Debian or Ubuntu: sudo apt-get install -y {packages}; "
+    "elsewhere install them and set {variables} to their paths "
     "(or run python3 dev.py test -m 'not browser' to leave those tests out)."
 )
 
 
-def ensure_chromium(pytest_args: list[str]) -> None:
-    """The browser tests drive the system's Chromium: install Debian's package when it is missing
-    and we can (root with apt-get), else stop with how to do it."""
-    if Path(CHROMIUM).exists() or "not browser" in " ".join(pytest_args):
+def ensure_browsers(pytest_args: list[str]) -> None:
+    """The browser tests drive the system's Chromium and Firefox: install Debian's packages when
+    they are missing and we can (root with apt-get), else stop with how to do it."""
+    if "not browser" in " ".join(pytest_args):
+        return
+    missing = [browser for browser in BROWSERS if not Path(browser[0]).exists()]
+    if not missing:
         return
     apt = shutil.which("apt-get")
-    if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and CHROMIUM == "/usr/bin/chromium":
-        print("installing Chromium for the browser tests (apt-get install chromium) ...", flush=True)
+    default = all(path == f"/usr/bin/{package}" for path, package, _ in missing)
+    if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and default:
+        packages = [package for _, package, _ in missing]
+        print(f"installing the test browsers: apt-get install {' '.join(packages)} ...", flush=True)
         quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run([apt, "update", "-qq"], env=quiet, check=False)
-        subprocess.run([apt, "install", "-y", "-qq", "chromium"], env=quiet, check=False)
-        if Path(CHROMIUM).exists():
+        subprocess.run([apt, "install", "-y", "-qq", *packages], env=quiet, check=False)
+        missing = [browser for browser in missing if not Path(browser[0]).exists()]
+        if not missing:
             return
-    sys.exit("error: " + CHROMIUM_HELP.format(path=CHROMIUM))
+    sys.exit(
+        "error: "
+        + BROWSER_HELP.format(
+            missing=" and ".join(path for path, _, _ in missing),
+            packages=" ".join(package for _, package, _ in missing),
+            variables=" / ".join(variable for _, _, variable in missing),
+        )
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -75,7 +91,7 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "test":
-        ensure_chromium(rest)
+        ensure_browsers(rest)
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     elif command == "demo":
         args = [str(BIN / "mediavault"), "demo", *rest]
