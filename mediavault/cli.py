@@ -653,14 +653,23 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Search every speaker statement; each hit jumps to media id and second."""
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from pydantic import ValidationError
 
     from mediavault.api import search as run_search
 
-    def day(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value).astimezone() if value else None
+    def day(value: str | None, option: str) -> datetime | None:
+        if not value:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            _fail(InputError("search", option, f"not a date: {value[:40]!r} (use 2024-05-01)"))
+        try:
+            return parsed.astimezone()
+        except (ValueError, OverflowError):  # the first or last day there is: no local offset
+            return parsed.replace(tzinfo=UTC)
 
     try:
         result = run_search(
@@ -671,8 +680,8 @@ def search(
             owner=owner,
             language=language,
             tag=tag,
-            date_from=day(since),
-            date_to=day(until),
+            date_from=day(since, "--since"),
+            date_to=day(until, "--until"),
             sort=sort,
             limit=limit,
             offset=(max(page, 1) - 1) * limit,

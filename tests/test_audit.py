@@ -184,13 +184,13 @@ def test_read_audit_lists_only_the_prefixes_in_range(tmp_path: Path) -> None:
     vault.listings.clear()
     one_day = read_audit(vault, since=at("2024-01-01", "00:00:00"), until=at("2024-01-02", "00:00:00"))
     assert len(one_day) == 3
-    assert vault.listings == ["audit/2024/01/01/"]
+    assert vault.listings == ["audit/", "audit/2024/01/01/"], "the oldest object, then the day"
     vault.listings.clear()
     assert len(read_audit(vault, since=at("2024-01-01", "00:00:00"), until=at("2024-03-01", "00:00:00"))) == 5
-    assert vault.listings == ["audit/2024/02/", "audit/2024/01/"], "whole months by their prefix"
+    assert vault.listings == ["audit/", "audit/2024/02/", "audit/2024/01/"], "whole months by their prefix"
     vault.listings.clear()
     assert len(read_audit(vault, since=at("2024-02-15", "11:00:00"), until=at("2024-02-15", "13:00:00"))) == 1
-    assert vault.listings == ["audit/2024/02/15/"]
+    assert vault.listings == ["audit/", "audit/2024/02/15/"]
     vault.listings.clear()
     assert [r.action for r in read_audit(vault, limit=1)] == ["token-create"]
     assert "audit/2023/12/31/" not in vault.listings, "stops once the limit is reached"
@@ -314,3 +314,17 @@ def test_a_flush_that_landed_but_lost_its_answer_leaves_no_duplicate(
     log.record(AuditRecord(action="edit", outcome="ok", detail={"n": 3}))
     log.close()
     assert sorted(r.detail["n"] for r in read_audit(direct)) == [0, 1, 2, 3], "no record twice"
+
+
+def test_read_audit_walks_only_the_days_records_can_be_in(tmp_path: Path) -> None:
+    """Any range, however wide, is bounded by the oldest audit object and tomorrow."""
+    vault = RecordingVault(LocalVault(tmp_path / "vault"))
+    write_records(vault, sample_records())
+    vault.listings.clear()
+    first, last = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    assert read_audit(vault, since=first, until=last) == list(reversed(sample_records()))
+    # the days from tomorrow back to 2023-12-31 (the oldest), not the 3.6 million of the range
+    assert vault.listings[0] == "audit/" and len(vault.listings) < 100, vault.listings
+    assert read_audit(vault, until=first) == [] and read_audit(vault, since=last) == []
+    assert read_audit(vault, since=first, until=at("2024-01-01", "00:00:00")) == [sample_records()[0]]
+    assert read_audit(LocalVault(tmp_path / "empty"), since=first, until=last) == []

@@ -75,3 +75,24 @@ def test_bad_configuration_is_one_line(
     done = run(env, "ls")
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit", "--since", "0001-01-01", "--until", "9999-12-31"],
+        ["audit", "--since", "9999-12-31"],
+        ["search", "budget", "--since", "0001-01-01", "--until", "9999-12-31"],
+    ],
+)
+def test_the_first_and_last_days_there_are_are_dates_like_any_other(
+    env: dict[str, str], command: list[str]
+) -> None:
+    done = run(env, *command)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_date_that_does_not_exist_names_the_option(env: dict[str, str]) -> None:
+    done = run(env, "search", "budget", "--since", "2026-13-01")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: search: --since: not a date: '2026-13-01' (use 2024-05-01)"]

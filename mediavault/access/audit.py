@@ -354,17 +354,20 @@ def read_audit(
     until = _as_utc(until) if until is not None else None
     if since is not None and until is not None and since >= until:
         return []
-    if until is not None:
-        last_day = (until - timedelta(microseconds=1)).date()
-    else:
-        last_day = (utc_now() + timedelta(days=1)).date()  # records from clocks a little ahead
-    if since is not None:
-        first_day = since.date()
-    else:
-        first_key = next(iter(vault.list_keys(AUDIT_PREFIX)), None)
-        first_day = _day_of(first_key) if first_key else None
-        if first_day is None:
-            return []
+    # Walk only the days records can be in: from the oldest audit object to tomorrow (clocks a
+    # little ahead), however wide the range asked for.
+    first_key = next(iter(vault.list_keys(AUDIT_PREFIX)), None)
+    oldest = _day_of(first_key) if first_key else None
+    if oldest is None:
+        return []
+    tomorrow = (utc_now() + timedelta(days=1)).date()
+    try:
+        last_day = tomorrow if until is None else min(tomorrow, (until - timedelta(microseconds=1)).date())
+    except OverflowError:  # until is the first instant there is
+        return []
+    first_day = oldest if since is None else max(oldest, since.date())
+    if first_day > last_day:
+        return []
     found: list[AuditRecord] = []
     for day, keys in _keys_by_day_desc(vault, first_day, last_day):
         matches: list[AuditRecord] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
@@ -209,7 +209,9 @@ def parse_time(value: str, field: str, end_of_day: bool = False, now: datetime |
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             day = datetime.combine(datetime.fromisoformat(text).date(), time(), UTC)
-            return day + timedelta(days=1) if end_of_day else day
+            if end_of_day:
+                return day + timedelta(days=1) if day.date() < date.max else datetime.max.replace(tzinfo=UTC)
+            return day
         parsed = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         raise InputError(

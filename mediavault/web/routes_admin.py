@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from mediavault.access.audit import AUDIT_PREFIX, read_audit
-from mediavault.models import utc_now
-from mediavault.vault.base import Vault
+from mediavault.access.audit import read_audit
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, require
 from mediavault.web.errors import query_time
 
@@ -30,29 +28,10 @@ def audit(
     """Audit records, newest first (records of the last few seconds may still be buffered)."""
     services.audit.flush()
     since, until = query_time(since, "since", True), query_time(until, "until", True)
-    # read_audit walks the days of the range: bound it by the records that can exist.
-    first = _first_audit_day(services.vault)  # None: no record (as read_audit sees it)
-    horizon = utc_now() + timedelta(days=1)  # read_audit's own bound: clocks a little ahead
-    if first is None or (until is not None and until <= first) or (since is not None and since > horizon):
-        return {"items": []}
-    since = None if since is not None and since <= first else since
-    until = None if until is not None and until > horizon else until
     records = read_audit(
         services.vault, since=since, until=until, actor=actor, media_id=media, action=action, limit=limit
     )
     return {"items": [r.model_dump(mode="json") for r in records]}
-
-
-def _first_audit_day(vault: Vault) -> datetime | None:
-    """The start of the UTC day of the oldest audit object (``audit/<YYYY>/<MM>/<DD>/...``)."""
-    key = next(iter(vault.list_keys(AUDIT_PREFIX)), None)
-    if key is None:
-        return None
-    try:
-        year, month, day = key.removeprefix(AUDIT_PREFIX).split("/")[:3]
-        return datetime(int(year), int(month), int(day), tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 @router.get("/stats")
