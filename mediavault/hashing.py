@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -14,6 +16,39 @@ PIPE_CHUNK_SIZE = 8 * 1024 * 1024
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_version(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written to: compare it before and after reading the file."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def regular_file_fd(stream: BinaryIO) -> int | None:
+    """The descriptor behind a plain file opened for reading, when it is a regular file.
+
+    Only ``open(path, "rb")`` objects qualify: a wrapper with a ``fileno`` (gzip, a hashing
+    reader) transforms what it reads, so its descriptor's bytes are not the stream's."""
+    raw = stream.raw if type(stream) is io.BufferedReader else stream
+    if type(raw) is not io.FileIO or not stream.readable():
+        return None
+    try:
+        fd = stream.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+def sha256_of_file(fd: int, start: int, chunk: int = PIPE_CHUNK_SIZE) -> tuple[str, int]:
+    """SHA-256 and length of a regular file's bytes from ``start`` to its end (``pread``: the
+    file position is left alone; hashlib releases the GIL on large buffers)."""
+    digest = hashlib.sha256()
+    offset = start
+    while True:
+        data = os.pread(fd, chunk, offset)
+        if not data:
+            return digest.hexdigest(), offset - start
+        digest.update(data)
+        offset += len(data)
 
 
 class HashingReader(io.RawIOBase):

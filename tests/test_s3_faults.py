@@ -18,7 +18,7 @@ from mediavault.errors import ConfigurationError, TransientError, is_transient
 from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.settings import S3Options
 from mediavault.vault.keys import manifest_key
-from mediavault.vault.s3 import S3Vault, release_single_writer_lock
+from mediavault.vault.s3 import S3Vault, make_s3_client, release_single_writer_lock
 from tests.conftest import GIVE_UP, LONG_HARDENING, PROXIED_READ_TIMEOUT, REAL, hardening_scale
 from tests.fault_proxy import Exchange, Fault, FaultProxy, Rule
 from tests.helpers import JFK_JSON, JFK_MEDIA
@@ -196,12 +196,12 @@ def write_noise_wav(path: Path, seconds: int, seed: int, rate: int = 48000) -> P
     return path
 
 
+# A local media file is hashed first and goes up straight to its key (no staging, no copy).
 MULTIPART_TARGETS = {
-    "create-upload": ("POST", r"/staging/[0-9a-f]{32}\?uploads"),
+    "is-it-stored": ("HEAD", r"/media/[0-9a-f]{64}/original$"),
+    "create-upload": ("POST", r"/media/[0-9a-f]{64}/original\?uploads"),
     "part-2": ("PUT", r"partNumber=2"),
-    "complete-upload": ("POST", r"/staging/[0-9a-f]{32}\?uploadId="),
-    "copy-to-final-key": ("PUT", r"/media/[0-9a-f]{64}/original$"),
-    "delete-staged": ("DELETE", r"/staging/[0-9a-f]{32}$"),
+    "complete-upload": ("POST", r"/media/[0-9a-f]{64}/original\?uploadId="),
 }
 MULTIPART_FAULTS = {
     "500": Fault.error(500),
@@ -416,14 +416,24 @@ def test_proxy_passes_large_and_chunked_bodies_unchanged(
     assert S3Vault(s3_bucket, "bodies", s3_options).get_bytes("chunked") == payload
 
 
+@pytest.mark.parametrize(
+    ("source", "complete"),
+    [
+        ("local file", r"/media/[0-9a-f]{64}/original\?uploadId="),  # straight to its key
+        ("s3 object", r"/staging/[0-9a-f]{32}\?uploadId="),  # a stream: staged, then copied
+    ],
+)
 def test_a_completed_multipart_upload_whose_answer_was_lost_is_not_an_error(
-    fault_proxy: FaultProxy, proxied_options, s3_options, s3_bucket, settings_for, tmp_path
+    fault_proxy: FaultProxy, proxied_options, s3_options, s3_bucket, settings_for, tmp_path, source, complete
 ) -> None:
     """AWS may answer a repeated CompleteMultipartUpload (after the first landed) with 404
-    NoSuchUpload; the staged object is then complete, and the ingest goes on."""
+    NoSuchUpload; the object is then complete, and the ingest goes on."""
     media = write_noise_wav(tmp_path / "noise.wav", seconds=32, seed=SEED + 1)
-    request = IngestRequest(media=str(media), metadata={"title": "noise"}, provenance={"model": "none"})
-    complete = r"/staging/[0-9a-f]{32}\?uploadId="
+    location = str(media)
+    if source == "s3 object":
+        make_s3_client(s3_options).upload_file(str(media), s3_bucket, "inbox/noise.wav")
+        location = f"s3://{s3_bucket}/inbox/noise.wav"
+    request = IngestRequest(media=location, metadata={"title": "noise"}, provenance={"model": "none"})
     vault = S3Vault(s3_bucket, "complete-lost", proxied_options)
     lost = Rule(Fault.reset(after_forward=True), method="POST", path=complete, nth=1)
     gone = Rule(Fault.error(404, "NoSuchUpload"), method="POST", path=complete, nth=2)

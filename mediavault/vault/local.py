@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
 import os
 import queue
-import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mediavault.errors import ConfigurationError
-from mediavault.hashing import copy_hashing, sha256_bytes
+from mediavault.hashing import copy_hashing, file_version, regular_file_fd, sha256_bytes
 from mediavault.sources import SourceChanged
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 
@@ -46,25 +44,6 @@ class FileCopy:
     size: int
     method: str
     """The last of ``COPY_METHODS`` used: the kernel declined the ones before it."""
-
-
-def _file_version(info: os.stat_result) -> tuple[int, ...]:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def regular_file_fd(stream: BinaryIO) -> int | None:
-    """The descriptor behind a plain file opened for reading, when it is a regular file.
-
-    Only ``open(path, "rb")`` objects qualify: a wrapper with a ``fileno`` (gzip, a hashing
-    reader) transforms what it reads, so its descriptor's bytes are not the stream's."""
-    raw = stream.raw if type(stream) is io.BufferedReader else stream
-    if type(raw) is not io.FileIO or not stream.readable():
-        return None
-    try:
-        fd = stream.fileno()
-        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except (OSError, ValueError):
-        return None
 
 
 class _TrailingHasher:
@@ -153,7 +132,7 @@ def copy_file_hashing(
     it declines both) while a thread hashes what was written. With ``durable`` the copy is
     fsynced, overlapping the end of hashing. Raises SourceChanged when the source's size or times
     moved during the copy: it was written to, and the copy may mix two versions."""
-    before = _file_version(os.fstat(source))
+    before = file_version(os.fstat(source))
     hasher = _TrailingHasher(target, writeback=durable, chunk=chunk)
     methods = list(COPY_METHODS if kernel else COPY_METHODS[-1:])
     offset = start
@@ -180,7 +159,7 @@ def copy_file_hashing(
             hasher.written_up_to(offset - start)
             if progress:
                 progress(count)
-        if _file_version(os.fstat(source)) != before:
+        if file_version(os.fstat(source)) != before:
             raise SourceChanged(name or f"file descriptor {source}")
         if durable:
             os.fsync(target)

@@ -27,8 +27,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mediavault.errors import ConfigurationError, TransientError
-from mediavault.hashing import HashingReader, sha256_bytes
+from mediavault.hashing import HashingReader, file_version, regular_file_fd, sha256_bytes, sha256_of_file
 from mediavault.settings import S3Options
+from mediavault.sources import SourceChanged
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 from mediavault.vault.keys import STAGING_PREFIX, staging_key
 
@@ -369,8 +370,12 @@ class S3Vault:
 
         The final key depends on the digest, which is known only after the last byte. The
         staging object is removed afterwards; one left by a crash is garbage under staging/.
+        A plain local file is hashed first instead (see ``_put_file``).
         """
         self._ensure_writable()
+        fd = regular_file_fd(stream)
+        if fd is not None:
+            return self._put_file(stream, fd, key_for, content_type, progress)
         reader = HashingReader(stream, progress)
         staged = self.prefix + staging_key(uuid.uuid4().hex)
         try:
@@ -395,9 +400,58 @@ class S3Vault:
             self.client.delete_object(Bucket=self.bucket, Key=staged)
         return PutResult(key, reader.sha256, reader.size, created=created)
 
+    def _put_file(
+        self,
+        stream: BinaryIO,
+        fd: int,
+        key_for: Callable[[str], str],
+        content_type: str | None,
+        progress: ProgressCallback | None,
+    ) -> PutResult:
+        """A local file can be read twice: hash it first (at disk speed), then upload it straight
+        to its final key, or not at all when the vault already holds it. No staging object, no
+        server-side copy. The file's identity, size and times are compared before hashing and
+        after uploading; if they moved, the upload may mix two versions, so the object is
+        removed again and ``SourceChanged`` (transient: the ingest is retried) is raised."""
+        start = stream.tell()
+        before = file_version(os.fstat(fd))
+        sha256, size = sha256_of_file(fd, start)
+        key = key_for(sha256)
+        full_key = self._key(key)
+        if self._exists(full_key):
+            if file_version(os.fstat(fd)) != before:
+                raise SourceChanged(getattr(stream, "name", f"file descriptor {fd}"))
+            stream.seek(start + size)
+            if progress:
+                progress(size)
+            return PutResult(key, sha256, size, created=False)
+        extra: dict[str, Any] = {
+            "ContentType": content_type or "application/octet-stream",
+            "Metadata": {SHA256_METADATA: sha256},
+        }
+        if self.storage_class:
+            extra["StorageClass"] = self.storage_class
+        # The transfer manager closes the file it is given: give it its own descriptor.
+        with os.fdopen(os.dup(fd), "rb") as upload:
+            upload.seek(start)
+            try:
+                self.client.upload_fileobj(
+                    upload, self.bucket, full_key, ExtraArgs=extra, Config=self.transfer, Callback=progress
+                )
+            except ClientError as exc:
+                if _code(exc) != "NoSuchUpload":
+                    raise
+                self._check_completed_upload(full_key, size, exc)
+        stream.seek(start + size)
+        if file_version(os.fstat(fd)) != before:
+            self.client.delete_object(Bucket=self.bucket, Key=full_key)
+            raise SourceChanged(getattr(stream, "name", f"file descriptor {fd}"))
+        return PutResult(key, sha256, size, created=True)
+
     def _check_completed_upload(self, staged: str, size: int, exc: ClientError) -> None:
         """A repeated CompleteMultipartUpload whose first attempt landed (its answer lost) finds
-        no upload any more. The staged key is ours alone: if it holds every byte, the upload is done."""
+        no upload any more. If the key holds every byte, the upload is done (a staged key is ours
+        alone; a media key holds these bytes or the same bytes from another writer)."""
         try:
             stored = int(self.client.head_object(Bucket=self.bucket, Key=staged)["ContentLength"])
         except ClientError as head_exc:
@@ -522,8 +576,9 @@ class S3Vault:
                     item["Key"][len(self.prefix) :], int(item["Size"]), None, item["LastModified"].timestamp()
                 )
 
+        # Unfinished multipart uploads anywhere: local files go straight to their media key.
         uploads = self.client.get_paginator("list_multipart_uploads")
-        for page in uploads.paginate(Bucket=self.bucket, Prefix=self.prefix + STAGING_PREFIX):
+        for page in uploads.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for upload in page.get("Uploads", []):
                 key = upload["Key"][len(self.prefix) :]
                 yield ObjectInfo(
@@ -531,9 +586,8 @@ class S3Vault:
                 )
 
     def delete_staging(self, key: str) -> None:
-        """Delete a staging object, or abort an unfinished multipart upload a killed writer left."""
-        if not key.startswith(STAGING_PREFIX):
-            raise ValueError(f"not a staging key of this vault: {key!r}")
+        """Delete a staging object, or abort an unfinished multipart upload a killed writer left
+        (under staging/, or to a media key)."""
         if UPLOAD_MARK in key:
             object_key, upload_id = key.split(UPLOAD_MARK, 1)
             try:
@@ -544,6 +598,8 @@ class S3Vault:
                 if _code(exc) != "NoSuchUpload":
                     raise
             return
+        if not key.startswith(STAGING_PREFIX):
+            raise ValueError(f"not a staging key of this vault: {key!r}")
         self.delete(key)
 
 
