@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import struct
 import wave
 from pathlib import Path
@@ -14,6 +15,13 @@ from mediavault.vault.keys import STAGING_PREFIX
 SAMPLES = Path(__file__).resolve().parents[1] / "mediavault" / "samples"
 JFK_MEDIA = SAMPLES / "jfk.flac"
 JFK_JSON = SAMPLES / "whisper_en_jfk.json"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (the kernel's pick, released at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def make_wav(path: Path, seconds: float, frequency: float = 440.0, rate: int = 8000) -> Path:

@@ -612,14 +612,10 @@ def test_readme_tour_demo_login_search_play_rename(browser, tmp_path: Path) -> N
     """What the README promises: the demo brings the local stack up and ends; open the printed
     address, log in with the printed token, search the sample, play from a hit, rename a speaker.
     Then `mediavault down` stops it all."""
-    import socket
     import subprocess
     import sys
 
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
+    from tests.helpers import free_port
 
     home = tmp_path / "home"
     port = free_port()

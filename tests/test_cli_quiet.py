@@ -4,14 +4,13 @@ and a new home made on first use."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_wav
+from tests.helpers import free_port, make_wav
 
 BIN = Path(sys.executable).parent
 
@@ -28,12 +27,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {**clean, "MEDIAVAULT_HOME": str(tmp_path / "new" / "home"), "MEDIAVAULT_MONGO_MODE": "disabled"}
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed when this returns: nothing listens there
-
-
 @pytest.mark.parametrize("command", [["ls"], ["status"], ["token", "list"], ["journal"], ["stats"]])
 def test_every_command_creates_a_new_home(env: dict[str, str], command: list[str]) -> None:
     done = run(env, *command)
@@ -45,7 +38,7 @@ def test_every_command_creates_a_new_home(env: dict[str, str], command: list[str
 def test_an_unexpected_error_is_one_line_with_where_the_log_is(env: dict[str, str], tmp_path: Path) -> None:
     """A Prefect API that does not answer is not the user's input: exit 1, one line naming the
     error and the log file, whose traceback tells the rest."""
-    env["PREFECT_API_URL"] = f"http://127.0.0.1:{closed_port()}/api"
+    env["PREFECT_API_URL"] = f"http://127.0.0.1:{free_port()}/api"
     media = make_wav(tmp_path / "tone.wav", 1)
     done = run(env, "ingest", str(media))
     assert done.returncode == 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import free_port
 from tests.test_browser import SCREENSHOTS, Site, site  # noqa: F401 - the shared sample site fixture
 
 FIREFOX = os.environ.get("MEDIAVAULT_FIREFOX", "/usr/bin/firefox-esr")
@@ -83,12 +83,6 @@ class Gecko:
             if not FIREFOX_INTERNAL.search(line)
             and (line.startswith("console.error") or (CONSOLE_ERROR.search(line) and self.base in line))
         ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

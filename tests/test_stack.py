@@ -18,16 +18,10 @@ from pathlib import Path
 import pytest
 
 from mediavault.stack import processes
-from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
+from tests.helpers import JFK_JSON, JFK_MEDIA, free_port, make_wav
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def mediavault(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
