@@ -25,12 +25,20 @@ import requests
 from mediavault.errors import ConfigurationError, TransientError
 from mediavault.projection import doc_digest
 from mediavault.search import FACET_FIELDS, SearchHit, SearchQuery, SearchResult, split_query
-from mediavault.search.tantivy_index import tokens
 
 MARKER_ID = "__generation__"
 FIELDS = "id,media_id,run_id,seq,start,end,speaker,speaker_name,text,title,score"
 T = TypeVar("T")
 _GEN = re.compile(r"_g(\d+)$")
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def tokens(text: str) -> list[str]:
+    """How this adapter splits query text today: alphanumeric runs, lower-cased, long tokens
+    dropped. Solr's own analysis should do this instead (the shipped schema tokenizes with
+    StandardTokenizer, which differs on apostrophes and dots)."""
+    return [t.lower() for t in _WORD.findall(text) if len(t) <= 40]
 
 
 def _solr_date(value: datetime | str) -> str:

@@ -10,7 +10,6 @@ import contextlib
 import html
 import json
 import os
-import re
 import shutil
 import threading
 from datetime import UTC, datetime
@@ -21,23 +20,20 @@ import tantivy
 
 from mediavault.errors import ConfigurationError
 from mediavault.projection import doc_digest
-from mediavault.search import FACET_FIELDS, SearchHit, SearchQuery, SearchResult, split_query
+from mediavault.search import FACET_FIELDS, SearchHit, SearchQuery, SearchResult, analysis, split_query
 
 RAW_FIELDS = ("id", "media_id", "run_id", "owner", "speaker", "speaker_name", "language", "tags", "title")
 POINTER = "CURRENT.json"
-_WORD = re.compile(r"[^\W_]+")
-
-
-def tokens(text: str) -> list[str]:
-    """Tantivy's default tokenizer: alphanumeric runs, lower-cased, long tokens dropped."""
-    return [t.lower() for t in _WORD.findall(text) if len(t) <= 40]
 
 
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     for name in RAW_FIELDS:
         builder.add_text_field(name, stored=True, fast=name != "title", tokenizer_name="raw")
-    builder.add_text_field("text", stored=True, tokenizer_name="default")
+    for field in analysis.ANALYZERS:  # the analysed text fields; only the written text is stored
+        builder.add_text_field(
+            field, stored=field == analysis.EXACT_FIELD, tokenizer_name=field, index_option="position"
+        )
     builder.add_integer_field("seq", stored=True, indexed=False)
     builder.add_float_field("start", stored=True, fast=True, indexed=True)
     builder.add_float_field("end", stored=True, fast=True, indexed=False)
@@ -62,13 +58,27 @@ class TantivySearchIndex:
     def _dir(self, generation: int) -> Path:
         return self.base / f"gen-{generation:06d}"
 
+    def _open(self, path: Path, reuse: bool) -> tantivy.Index:
+        try:
+            index = tantivy.Index(self.schema, path=str(path), reuse=reuse)
+        except ValueError as exc:
+            if "schema does not match" not in str(exc):
+                raise
+            raise ConfigurationError(
+                f"the search index at {path} was built by an older mediavault (its text analysis "
+                "differs); rebuild it: mediavault reindex --full"
+            ) from None
+        for name, analyzer in analysis.ANALYZERS.items():
+            index.register_tokenizer(name, analyzer)
+        return index
+
     def _index(self, generation: int) -> tantivy.Index:
         with self._lock:
             if generation not in self._indexes:
                 path = self._dir(generation)
                 if not path.is_dir():
                     raise ConfigurationError(f"search generation {generation} does not exist at {path}")
-                self._indexes[generation] = tantivy.Index(self.schema, path=str(path), reuse=True)
+                self._indexes[generation] = self._open(path, reuse=True)
             return self._indexes[generation]
 
     def _writer(self, generation: int) -> Any:
@@ -85,7 +95,7 @@ class TantivySearchIndex:
         with self._lock:
             self._indexes.pop(generation, None)
             self._writers.pop(generation, None)
-            self._indexes[generation] = tantivy.Index(self.schema, path=str(path), reuse=False)
+            self._indexes[generation] = self._open(path, reuse=False)
 
     def add(self, generation: int, documents: list[dict[str, Any]]) -> None:
         prepared = [self._document(d) for d in documents]
@@ -104,6 +114,7 @@ class TantivySearchIndex:
         fields["digest_a"], fields["digest_b"] = digest_a, digest_b
         if not fields.get("tags"):
             fields.pop("tags", None)
+        fields.update(analysis.text_fields(fields.get("text", ""), fields.get("language")))
         return tantivy.Document(**fields)
 
     def delete_media(self, generation: int, media_id: str) -> None:
@@ -186,11 +197,9 @@ class TantivySearchIndex:
         text_parts: list[tantivy.Query] = []
         phrases, words = split_query(query.text)
         for piece in [*phrases, *words]:
-            terms = tokens(piece)
-            if len(terms) == 1:
-                text_parts.append(tantivy.Query.term_query(schema, "text", terms[0]))
-            elif terms:
-                text_parts.append(tantivy.Query.phrase_query(schema, "text", terms))
+            matched = analysis.piece_query(schema, piece, query.language)
+            if matched is not None:
+                text_parts.append(matched)
         must.extend(text_parts)
         if query.speaker:
             must.append(
@@ -246,10 +255,15 @@ class TantivySearchIndex:
         if query.sort == "time":
             kwargs.update(order_by_field="start", order=tantivy.Order.Asc)
         result = searcher.search(combined, **kwargs)
-        snippets = (
-            tantivy.SnippetGenerator.create(searcher, text_query, self.schema, "text")
+        # One generator per analysed field: a match found through folding or stemming is
+        # highlighted too (the first field whose terms occur in the statement wins).
+        snippets: dict[str, Any] = (
+            {
+                field: tantivy.SnippetGenerator.create(searcher, text_query, self.schema, field)
+                for field in analysis.ANALYZERS
+            }
             if text_query is not None and query.highlight
-            else None
+            else {}
         )
         hits = []
         for score, address in result.hits:
@@ -268,7 +282,7 @@ class TantivySearchIndex:
                     speaker_name=values.get("speaker_name", ""),
                     text=text,
                     title=values.get("title", ""),
-                    snippet=_snippet(snippets, doc, text) if snippets else html.escape(text),
+                    snippet=_highlighted(snippets, text, values.get("language")),
                     score=float(score) if query.sort == "relevance" else 0.0,
                 )
             )
@@ -288,8 +302,21 @@ class TantivySearchIndex:
         return SearchResult(total=result.count, hits=hits, facets=facets)
 
 
-def _snippet(generator: Any, doc: Any, text: str) -> str:
-    snippet = generator.snippet_from_doc(doc)
+def _highlighted(generators: dict[str, Any], text: str, language: str | None) -> str:
+    """The statement as HTML, with the query's matches in <b>: through the written form first,
+    then the folded form, then the statement language's stems."""
+    key = analysis.language_key(language)
+    for field in (analysis.EXACT_FIELD, analysis.FOLDED_FIELD, *([analysis.stem_field(key)] if key else [])):
+        generator = generators.get(field)
+        if generator is None:
+            continue
+        snippet = generator.snippet_from_doc(tantivy.Document(**{field: text}))
+        if snippet.highlighted():
+            return _snippet(snippet, text)
+    return html.escape(text)
+
+
+def _snippet(snippet: Any, text: str) -> str:
     fragment = snippet.fragment().encode()  # highlight offsets are UTF-8 byte offsets
     if not fragment:
         return html.escape(text)

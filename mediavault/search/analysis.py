@@ -1,0 +1,117 @@
+"""How statement text becomes search terms on the embedded (Tantivy) backend.
+
+One tokenizer for every chain, so that index and query split text the same way:
+- a word is a run of letters and digits (apostrophes, dots and hyphens separate: ``l'Internet``
+  gives ``l`` and ``internet``, ``3.14`` gives ``3`` and ``14``);
+- Chinese and Japanese characters (Han, Hiragana, Katakana) are one token each, so a word inside
+  an unsegmented sentence is found as a phrase of its characters (``予算`` in ``…会の予算審議…``);
+- a word longer than ``MAX_TOKEN_CHARS`` is split into pieces of that length instead of being
+  dropped, identically at index and at query time.
+
+Three chains sit on top of it, each in its own field:
+- ``text`` (stored): lower-cased. Matches the form as written; it gets the higher boost, so
+  ``résidentiel`` ranks a statement that says ``résidentiel`` above one saying ``residentiel``;
+- ``text_folded``: lower-cased and folded to ASCII (``residentiel`` finds ``résidentiel``);
+- ``text_<lang>``: lower-cased, stemmed with the Snowball stemmer of the statement's language,
+  then folded (``councils`` finds ``council``), only for ``STEMMED_LANGUAGES``. A statement in
+  another language, or with none, is found through the first two fields.
+
+A query word or quoted phrase is analysed by each chain and matches if any field matches it (as a
+term, or as a phrase when it analyses to several tokens); all words and phrases must match.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tantivy
+
+MAX_TOKEN_CHARS = 40
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+TOKEN_PATTERN = rf"[{_CJK}]|[^\W_{_CJK}]{{1,{MAX_TOKEN_CHARS}}}"
+# language code -> Tantivy's Snowball stemmer
+STEMMED_LANGUAGES = {
+    "en": "english",
+    "de": "german",
+    "fr": "french",
+    "it": "italian",
+    "es": "spanish",
+    "pt": "portuguese",
+    "nl": "dutch",
+    "ru": "russian",
+}
+EXACT_FIELD, FOLDED_FIELD = "text", "text_folded"
+EXACT_BOOST = 2.0
+ANALYSIS_VERSION = 2  # bump when a chain changes: indexes built before need a full re-index
+
+
+def stem_field(language: str) -> str:
+    return f"text_{language}"
+
+
+def language_key(language: str | None) -> str | None:
+    """``en``, ``en-US``, ``EN_gb`` -> ``en`` when it has a stemmer, else None."""
+    if not language:
+        return None
+    key = language.strip().lower().replace("_", "-").split("-", 1)[0]
+    return key if key in STEMMED_LANGUAGES else None
+
+
+def _analyzer(*filters: Any) -> tantivy.TextAnalyzer:
+    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(TOKEN_PATTERN))
+    for item in filters:
+        builder = builder.filter(item)
+    return builder.build()
+
+
+def analyzers() -> dict[str, tantivy.TextAnalyzer]:
+    """Tokenizer name -> analyzer, to register on every index (names are the field names)."""
+    chains = {
+        EXACT_FIELD: _analyzer(tantivy.Filter.lowercase()),
+        FOLDED_FIELD: _analyzer(tantivy.Filter.lowercase(), tantivy.Filter.ascii_fold()),
+    }
+    for code, stemmer in STEMMED_LANGUAGES.items():
+        chains[stem_field(code)] = _analyzer(
+            tantivy.Filter.lowercase(), tantivy.Filter.stemmer(stemmer), tantivy.Filter.ascii_fold()
+        )
+    return chains
+
+
+ANALYZERS = analyzers()
+
+
+def text_fields(text: str, language: str | None) -> dict[str, str]:
+    """The analysed text fields of one statement."""
+    fields = {EXACT_FIELD: text, FOLDED_FIELD: text}
+    key = language_key(language)
+    if key:
+        fields[stem_field(key)] = text
+    return fields
+
+
+def terms(field: str, text: str) -> list[str]:
+    return ANALYZERS[field].analyze(text)
+
+
+def piece_query(schema: tantivy.Schema, piece: str, language: str | None) -> tantivy.Query | None:
+    """One query word or phrase, matched in any chain; None when it holds no token at all."""
+    key = language_key(language)
+    fields = [EXACT_FIELD, FOLDED_FIELD] + (
+        [stem_field(key)] if key else [stem_field(code) for code in STEMMED_LANGUAGES]
+    )
+    alternatives: list[tuple[Any, tantivy.Query]] = []
+    for field in fields:
+        found = terms(field, piece)
+        if not found:
+            continue
+        query = (
+            tantivy.Query.term_query(schema, field, found[0])
+            if len(found) == 1
+            else tantivy.Query.phrase_query(schema, field, found)
+        )
+        if field == EXACT_FIELD:
+            query = tantivy.Query.boost_query(query, EXACT_BOOST)
+        alternatives.append((tantivy.Occur.Should, query))
+    if not alternatives:
+        return None
+    return alternatives[0][1] if len(alternatives) == 1 else tantivy.Query.boolean_query(alternatives)
