@@ -75,15 +75,18 @@ def _settings(vault_url: str | None = None) -> MediavaultSettings:
     MEDIAVAULT_HOME must exist before any flow runs. When this home's local stack is up, flows run
     against its Prefect server (their runs show in its UI) instead of a temporary one."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from mediavault.stack.local import api_url_if_up
 
     try:
         settings = load_settings(vault_url=vault_url)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = exc.errors()[0]  # the value is not repeated: it may be a secret
         name = "MEDIAVAULT_" + "__".join(str(part).upper() for part in first["loc"])
-        _fail(ConfigurationError(f"{name}: {first['msg']} (got {first.get('input')!r})"))
+        _fail(ConfigurationError(f"{name}: {first['msg']}"))
+    except SettingsError as exc:  # e.g. a nested setting that is not valid JSON
+        _fail(ConfigurationError(f"settings: {str(exc).splitlines()[0]}"))
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     for name, value in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -103,7 +106,12 @@ def _settings(vault_url: str | None = None) -> MediavaultSettings:
 
 
 def _log_path() -> Path:
-    return load_settings().home / CLI_LOG
+    try:
+        return load_settings().home / CLI_LOG
+    except Exception:  # settings that do not load: the default home still has a log
+        from mediavault.settings import default_home
+
+        return default_home() / CLI_LOG
 
 
 def _log_to_file() -> None:

@@ -58,6 +58,8 @@ def test_an_unexpected_error_is_one_line_with_where_the_log_is(env: dict[str, st
             "MEDIAVAULT_STACK__WEB_PORT: Input should be a valid integer",
         ),
         ("MEDIAVAULT_VAULT_URL", "file:///{tmp}/a-file/vault", "cannot create local vault"),
+        ("MEDIAVAULT_WEB", "not json", 'settings: error parsing value for field "web"'),
+        ("MEDIAVAULT_WEB__SESSION_SECRETS", "hunter2-typo", "MEDIAVAULT_WEB__SESSION_SECRETS: Extra inputs"),
     ],
 )
 def test_bad_configuration_is_one_line(
@@ -68,6 +70,7 @@ def test_bad_configuration_is_one_line(
     done = run(env, "ls")
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+    assert "hunter2" not in done.stderr, "a rejected value is not echoed: it may be a secret"
 
 
 @pytest.mark.parametrize(

@@ -173,3 +173,18 @@ def test_a_full_rebuild_replaces_an_index_built_with_another_analysis(
     rebuilt = IndexTarget(target.vault, target.store, stale_index)
     reindex.full_rebuild(rebuilt)
     assert stale_index.search(SearchQuery(text="countries", language="en")).total == 1
+
+
+def test_a_generation_of_another_analysis_version_is_refused(tmp_path: Path) -> None:
+    """Same schema, other analysis (a chain changed without a field changing): still refused."""
+    from mediavault.errors import ConfigurationError
+    from mediavault.search import analysis
+
+    search = TantivySearchIndex(tmp_path)
+    search.create_generation(1)
+    search.commit(1)
+    search.switch(1)
+    assert search.search(SearchQuery(text="anything")).total == 0
+    (tmp_path / "gen-000001" / "ANALYSIS").write_text(f"{analysis.ANALYSIS_VERSION - 1}\n")
+    with pytest.raises(ConfigurationError, match="reindex --full"):
+        TantivySearchIndex(tmp_path).search(SearchQuery(text="anything"))

@@ -42,7 +42,9 @@ STEMMED_LANGUAGES = {
 }
 EXACT_FIELD, FOLDED_FIELD = "text", "text_folded"
 EXACT_BOOST = 2.0
-ANALYSIS_VERSION = 2  # bump when a chain changes: indexes built before need a full re-index
+# Bump when a chain changes: generations built before are refused until a full re-index (the
+# version is written beside each generation; a rollback to an older one is refused the same way).
+ANALYSIS_VERSION = 2
 
 
 def stem_field(language: str) -> str:

@@ -24,6 +24,7 @@ from mediavault.search import FACET_FIELDS, SearchHit, SearchQuery, SearchResult
 
 RAW_FIELDS = ("id", "media_id", "run_id", "owner", "speaker", "speaker_name", "language", "tags", "title")
 POINTER = "CURRENT.json"
+ANALYSIS_MARKER = "ANALYSIS"
 
 
 def build_schema() -> tantivy.Schema:
@@ -59,15 +60,23 @@ class TantivySearchIndex:
         return self.base / f"gen-{generation:06d}"
 
     def _open(self, path: Path, reuse: bool) -> tantivy.Index:
+        """Open (or create) a generation; one built with another text analysis is refused, since
+        its terms would not match the queries (the version is kept beside it, ``ANALYSIS``)."""
+        stale = ConfigurationError(
+            f"the search index at {path} was built by an older mediavault (its text analysis "
+            "differs); rebuild it: mediavault reindex --full"
+        )
+        marker = path / ANALYSIS_MARKER
+        if reuse and (not marker.exists() or marker.read_text().strip() != str(analysis.ANALYSIS_VERSION)):
+            raise stale
         try:
             index = tantivy.Index(self.schema, path=str(path), reuse=reuse)
         except ValueError as exc:
             if "schema does not match" not in str(exc):
                 raise
-            raise ConfigurationError(
-                f"the search index at {path} was built by an older mediavault (its text analysis "
-                "differs); rebuild it: mediavault reindex --full"
-            ) from None
+            raise stale from None
+        if not reuse:
+            marker.write_text(f"{analysis.ANALYSIS_VERSION}\n")
         for name, analyzer in analysis.ANALYZERS.items():
             index.register_tokenizer(name, analyzer)
         return index

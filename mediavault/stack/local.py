@@ -38,6 +38,9 @@ QUIET_PREFECT = {
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
 }
 
+# What the CLI sets for its own quiet console (mediavault.cli.QUIET_PREFECT_LOGGING).
+QUIET_CLI_LOGGING = ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL")
+
 Say = Callable[[str], None]
 
 
@@ -146,6 +149,8 @@ class LocalStack:
     def child_env(self) -> dict[str, str]:
         """The environment of every process of the stack: this one's, pointed at the stack."""
         env = dict(os.environ)
+        for name in QUIET_CLI_LOGGING:  # the CLI's own quiet console: the stack logs everything
+            env.pop(name, None)
         env.update(QUIET_PREFECT)
         env["MEDIAVAULT_HOME"] = str(self.home)
         env["PREFECT_HOME"] = env.get("PREFECT_HOME") or str(self.home / "prefect")
@@ -278,8 +283,8 @@ class LocalStack:
         processes.write_state(self._state_file(name), info)
         say(f"{name}: starting (pid {process.pid}) ...")
         if not _wait(ready, timeout, alive=lambda: process.poll() is None):
+            code = process.poll()  # before _stop, which reaps the process itself
             self._stop(name, info)
-            code = process.poll()
             reason = f"exited with {code}" if code is not None else f"did not answer within {timeout:.0f}s"
             raise TransientError(f"{name} {reason}; see {log_path}")
 

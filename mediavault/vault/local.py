@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import queue
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,15 @@ _KERNEL_DECLINES = frozenset(
     {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM, errno.ETXTBSY, errno.EIO}
 )
 COPY_METHODS = ("copy_file_range", "sendfile", "read")
+# What this platform's kernel can copy file to file (macOS has no copy_file_range, and its
+# sendfile only writes to sockets).
+_AVAILABLE = tuple(
+    method
+    for method in COPY_METHODS
+    if method == "read"
+    or (method == "copy_file_range" and hasattr(os, "copy_file_range"))
+    or (method == "sendfile" and hasattr(os, "sendfile") and sys.platform.startswith("linux"))
+)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -134,7 +144,7 @@ def copy_file_hashing(
     moved during the copy: it was written to, and the copy may mix two versions."""
     before = file_version(os.fstat(source))
     hasher = _TrailingHasher(target, writeback=durable, chunk=chunk)
-    methods = list(COPY_METHODS if kernel else COPY_METHODS[-1:])
+    methods = list(_AVAILABLE if kernel else COPY_METHODS[-1:])
     offset = start
     try:
         while True:

@@ -431,22 +431,32 @@ class S3Vault:
         }
         if self.storage_class:
             extra["StorageClass"] = self.storage_class
-        # The transfer manager closes the file it is given: give it its own descriptor.
+        # The transfer manager closes the file it is given: give it its own descriptor. The bytes
+        # are hashed again as they go up, so what is stored is known to hash to its key.
         with os.fdopen(os.dup(fd), "rb") as upload:
             upload.seek(start)
+            reader = HashingReader(upload, progress)
             try:
                 self.client.upload_fileobj(
-                    upload, self.bucket, full_key, ExtraArgs=extra, Config=self.transfer, Callback=progress
+                    reader, self.bucket, full_key, ExtraArgs=extra, Config=self.transfer
                 )
             except ClientError as exc:
                 if _code(exc) != "NoSuchUpload":
                     raise
                 self._check_completed_upload(full_key, size, exc)
         stream.seek(start + size)
-        if file_version(os.fstat(fd)) != before:
-            self.client.delete_object(Bucket=self.bucket, Key=full_key)
+        if reader.sha256 != sha256 or file_version(os.fstat(fd)) != before:
+            self._remove_own_upload(full_key, reader.size)
             raise SourceChanged(getattr(stream, "name", f"file descriptor {fd}"))
         return PutResult(key, sha256, size, created=True)
+
+    def _remove_own_upload(self, full_key: str, size: int) -> None:
+        """Delete what this writer just uploaded to ``full_key`` from a source that changed. An
+        object of another size is another writer's (right) copy that landed after ours: kept."""
+        info = self.head(full_key[len(self.prefix) :])
+        if info is not None and info.size == size:
+            with contextlib.suppress(ClientError):  # the SourceChanged that follows says enough
+                self.client.delete_object(Bucket=self.bucket, Key=full_key)
 
     def _check_completed_upload(self, staged: str, size: int, exc: ClientError) -> None:
         """A repeated CompleteMultipartUpload whose first attempt landed (its answer lost) finds
@@ -576,10 +586,15 @@ class S3Vault:
                     item["Key"][len(self.prefix) :], int(item["Size"]), None, item["LastModified"].timestamp()
                 )
 
-        # Unfinished multipart uploads anywhere: local files go straight to their media key.
+        # Unfinished multipart uploads under staging/ and media/ (local files go straight to
+        # their media key); nothing else of a shared bucket.
         uploads = self.client.get_paginator("list_multipart_uploads")
-        for page in uploads.paginate(Bucket=self.bucket, Prefix=self.prefix):
-            for upload in page.get("Uploads", []):
+        for area in (STAGING_PREFIX, "media/"):
+            for upload in (
+                item
+                for page in uploads.paginate(Bucket=self.bucket, Prefix=self.prefix + area)
+                for item in page.get("Uploads", [])
+            ):
                 key = upload["Key"][len(self.prefix) :]
                 yield ObjectInfo(
                     f"{key}{UPLOAD_MARK}{upload['UploadId']}", 0, None, upload["Initiated"].timestamp()
