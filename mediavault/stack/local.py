@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from mediavault.settings import MediavaultSettings
 from mediavault.stack import processes
 
 SERVICES = ("prefect", "worker", "web")
+PREFECT = (sys.executable, "-m", "prefect")
 # Prefect settings every part of the stack gets: nothing tries to reach the internet.
 QUIET_PREFECT = {
     "DO_NOT_TRACK": "1",
@@ -198,12 +199,14 @@ class LocalStack:
             self._ensure_work_pool(say)
             self._ensure_deployments(say)
             pool = self.settings.stack.work_pool
+            worker = f"mediavault-{hashlib.sha256(str(self.home).encode()).hexdigest()[:10]}"
+            since = datetime.now(UTC)
             self._start(
                 "worker",
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+                [*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--name", worker],
                 url=None,
                 port=None,
-                ready=lambda: (_get_json(f"{self.api_url}/work_pools/{pool}") or {}).get("status") == "READY",
+                ready=lambda: self._worker_online(pool, worker, since),
                 timeout=timeout,
                 say=say,
             )
@@ -287,6 +290,21 @@ class LocalStack:
             self._stop(name, info)
             reason = f"exited with {code}" if code is not None else f"did not answer within {timeout:.0f}s"
             raise TransientError(f"{name} {reason}; see {log_path}")
+
+    def _worker_online(self, pool: str, name: str, since: datetime) -> bool:
+        """Whether this stack's worker (by its name) has sent a heartbeat since ``since``: the
+        pool's own status would also count another worker, or a heartbeat of the previous one."""
+        workers = _post_json(f"{self.api_url}/work_pools/{pool}/workers/filter", {}) or []
+        for worker in workers:
+            beat = worker.get("last_heartbeat_time")
+            if (
+                worker.get("name") == name
+                and worker.get("status") == "ONLINE"
+                and beat
+                and datetime.fromisoformat(beat.replace("Z", "+00:00")) >= since - timedelta(seconds=1)
+            ):
+                return True
+        return False
 
     def _ensure_work_pool(self, say: Say) -> None:
         pool = self.settings.stack.work_pool
