@@ -90,8 +90,10 @@ def _settings(vault_url: str | None = None) -> MediavaultSettings:
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     for name, value in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if not _verbose:
-        for name, value in QUIET_PREFECT_LOGGING.items():
+    for name, value in QUIET_PREFECT_LOGGING.items():
+        if _verbose:  # -v shows Prefect's logs, whatever an inherited environment says
+            os.environ.pop(name, None)
+        else:
             os.environ.setdefault(name, value)
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -114,25 +116,27 @@ def _log_path() -> Path:
         return default_home() / CLI_LOG
 
 
-def _log_to_file() -> None:
+def _log_to_file():
     """Everything logged while a flow runs (Prefect's logs and tracebacks) also goes to the CLI's
-    log file, so a one-line error can say where the whole story is."""
+    log file, so a one-line error can say where the whole story is. Returns its handler."""
     import logging
     from logging.handlers import RotatingFileHandler
 
-    path = _log_path()
     root = logging.getLogger()
-    if any(getattr(handler, "mediavault_cli", False) for handler in root.handlers):
-        return
+    for handler in root.handlers:
+        if getattr(handler, "mediavault_cli", False):
+            return handler
+    path = _log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = RotatingFileHandler(path, maxBytes=5 * 1024**2, backupCount=2, encoding="utf-8")
     except OSError:
-        return
+        return None
     handler.mediavault_cli = True  # type: ignore[attr-defined]
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
+    return handler
 
 
 def _human(size: float) -> str:
@@ -182,8 +186,11 @@ def _fail(exc: BaseException) -> None:
         raise typer.Exit(2)
     import logging
 
-    _log_to_file()
-    logging.getLogger("mediavault.cli").error("unexpected error", exc_info=exc)
+    handler = _log_to_file()
+    if handler is not None:  # the traceback goes to the file only, never to the console
+        failure = (type(exc), exc, exc.__traceback__)
+        record = logging.LogRecord("mediavault.cli", logging.ERROR, __file__, 0, "unexpected", None, failure)
+        handler.handle(record)
     where = f"full log: {_log_path()}"
     if os.environ.get("PREFECT_API_URL"):
         where += f"; flow runs: {os.environ['PREFECT_API_URL'].removesuffix('/api')}/runs"

@@ -65,6 +65,8 @@ def stack_env(home: Path) -> dict[str, str]:
     }
     for name in ("PREFECT_API_URL", "PREFECT_HOME", "MEDIAVAULT_VAULT_URL", "MEDIAVAULT_MONGO_URL"):
         env.pop(name, None)
+    for name in [k for k in env if k.startswith("PREFECT_LOGGING_")]:  # in-process CLI tests set them
+        env.pop(name)
     env["MEDIAVAULT_MONGO_MODE"] = "embedded"
     return env
 
