@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,13 +55,7 @@ class ServiceState:
     log: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "pid": self.pid,
-            "url": self.url,
-            "since": self.since,
-            "log": self.log,
-        }
+        return {key: value for key, value in asdict(self).items() if key != "name"}
 
 
 @dataclass
@@ -99,6 +93,7 @@ class LocalStack:
         self.web_url = f"http://{options.host}:{options.web_port}"
         # A running part answers where it was started, whatever the settings say now.
         prefect, web = self.record("prefect"), self.record("web")
+        self.prefect_running = prefect is not None
         if prefect and prefect.get("url"):
             self.prefect_url = prefect["url"]
             self.api_url = f"{self.prefect_url}/api"
@@ -177,9 +172,7 @@ class LocalStack:
             self._start(
                 "prefect",
                 [
-                    sys.executable,
-                    "-m",
-                    "prefect",
+                    *PREFECT,
                     "server",
                     "start",
                     "--host",
@@ -189,7 +182,7 @@ class LocalStack:
                 ],
                 url=self.prefect_url,
                 port=self.settings.stack.prefect_port,
-                ready=lambda: _get_json(f"{self.api_url}/health") is True,
+                ready=lambda: _api(f"{self.api_url}/health") is True,
                 timeout=timeout,
                 say=say,
             )
@@ -294,7 +287,7 @@ class LocalStack:
     def _worker_online(self, pool: str, name: str, since: datetime) -> bool:
         """Whether this stack's worker (by its name) has sent a heartbeat since ``since``: the
         pool's own status would also count another worker, or a heartbeat of the previous one."""
-        workers = _post_json(f"{self.api_url}/work_pools/{pool}/workers/filter", {}) or []
+        workers = _api(f"{self.api_url}/work_pools/{pool}/workers/filter", {}) or []
         for worker in workers:
             beat = worker.get("last_heartbeat_time")
             if (
@@ -308,7 +301,7 @@ class LocalStack:
 
     def _ensure_work_pool(self, say: Say) -> None:
         pool = self.settings.stack.work_pool
-        if _get_json(f"{self.api_url}/work_pools/{pool}") is not None:
+        if _api(f"{self.api_url}/work_pools/{pool}") is not None:
             return
         self._prefect_cli(["work-pool", "create", pool, "--type", "process"], "work pool")
         say(f"work pool '{pool}' created")
@@ -334,7 +327,7 @@ class LocalStack:
         log_path = self.log_dir / "prefect-cli.log"
         with open(log_path, "ab") as log:
             done = subprocess.run(
-                [sys.executable, "-m", "prefect", *args],
+                [*PREFECT, *args],
                 env=self.child_env(),
                 cwd=cwd or self.home,
                 stdin=subprocess.DEVNULL,
@@ -391,8 +384,8 @@ class LocalStack:
         return StackStatus(self.home, self.api_url, self.prefect_url, self.web_url, services, deployments)
 
     def deployments(self) -> list[dict[str, Any]]:
-        found = _post_json(f"{self.api_url}/deployments/filter", {"limit": 200}) or []
-        flows = _post_json(f"{self.api_url}/flows/filter", {"limit": 200}) or []
+        found = _api(f"{self.api_url}/deployments/filter", {"limit": 200}) or []
+        flows = _api(f"{self.api_url}/flows/filter", {"limit": 200}) or []
         flow_names = {flow["id"]: flow["name"] for flow in flows}
         return [{**d, "flow_name": flow_names.get(d["flow_id"], "?")} for d in found]
 
@@ -402,7 +395,7 @@ class LocalStack:
         for deployment in sorted(self.deployments(), key=lambda d: (d["flow_name"], d["name"])):
             runs = []
             if runs_per_deployment:
-                found = _post_json(
+                found = _api(
                     f"{self.api_url}/flow_runs/filter",
                     {
                         "deployments": {"id": {"any_": [deployment["id"]]}},
@@ -434,7 +427,7 @@ class LocalStack:
 def api_url_if_up(settings: MediavaultSettings) -> str | None:
     """The Prefect API of this home's running stack, from its record alone (no network)."""
     stack = LocalStack(settings)
-    return stack.api_url if stack.record("prefect") else None
+    return stack.api_url if stack.prefect_running else None
 
 
 def code_root() -> Path | None:
@@ -465,14 +458,8 @@ def _request(url: str, body: Any = None, timeout: float = 5.0) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def _get_json(url: str) -> Any:
-    try:
-        return _request(url)
-    except (OSError, ValueError):
-        return None
-
-
-def _post_json(url: str, body: Any) -> Any:
+def _api(url: str, body: Any = None) -> Any:
+    """GET (or POST ``body``) and decode JSON; None when the server does not answer well."""
     try:
         return _request(url, body)
     except (OSError, ValueError):
