@@ -433,6 +433,7 @@ def test_emptying_a_detail_clears_it(site: Site, page_for) -> None:
     page.click("#metadata-form button[type=submit]")
     page.wait_for_selector("text=Details saved; cleared: description.")
     assert page.locator("#media-description").inner_text() == ""
+    shot(page, "details-cleared")
     with site.api("editor") as api:
         body = api.get(f"/api/v1/media/{media}").json()
     assert (body["description"], body["language"], body["title"]) == (None, "en", title)
