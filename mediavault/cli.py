@@ -706,16 +706,27 @@ def search(
     if as_json:
         console.print_json(result.model_dump_json())
         return
+    if result.media:
+        console.print(f"{len(result.media)} media item(s) match by title, description or tags:")
+        for item in result.media:
+            title = escape(item.title or "Untitled")
+            console.print(f"[bold]{item.media_id[:12]}[/] {title}{_tag_text(item.tags)}")
+            console.print(_snippet_text(item.snippet), highlight=False)
+        console.print()
     for hit in result.hits:
         console.print(
             f"[bold]{hit.media_id[:12]}[/] {_timestamp(hit.start)}-{_timestamp(hit.end)} "
-            f"[cyan]{escape(hit.speaker_name or '-')}[/] {escape(hit.title)}"
+            f"[cyan]{escape(hit.speaker_name or '-')}[/] {escape(hit.title)}{_tag_text(hit.tags)}"
         )
         console.print(_snippet_text(hit.snippet), highlight=False)
-    console.print(f"{result.total} hit(s); page {page}")
+    console.print(f"{result.total} hit(s) in statements; page {page}")
     for name, counts in result.facets.items():
         if counts:
             console.print(f"  {name}: " + ", ".join(f"{escape(k[:16])} ({v})" for k, v in counts.items()))
+
+
+def _tag_text(tags: list[str]) -> str:
+    return f" [magenta]\\[{escape(', '.join(tags))}][/]" if tags else ""
 
 
 def _snippet_text(snippet: str):

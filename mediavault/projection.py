@@ -5,6 +5,7 @@ from the vault reproduces the index exactly."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,33 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
     }
 
 
+def media_search_document(media_doc: dict[str, Any]) -> dict[str, Any]:
+    """The search document that makes a media item findable by its title, description and tags.
+
+    It lives beside the statements (``kind`` tells them apart) and is analysed in the media's
+    language; its ``text`` is the title, the description and the tags, one per line."""
+    text = "\n".join(
+        part for part in (media_doc["title"], media_doc["description"], " ".join(media_doc["tags"])) if part
+    )
+    return {
+        "id": f"{media_doc['_id']}:media",
+        "kind": "media",
+        "media_id": media_doc["_id"],
+        "run_id": "",
+        "seq": 0,
+        "owner": media_doc["owner"] or "",
+        "speaker": "",
+        "speaker_name": "",
+        "text": text,
+        "start": 0.0,
+        "end": 0.0,
+        "language": media_doc["language"] or "",
+        "title": media_doc["title"] or "",
+        "tags": media_doc["tags"],
+        "ingested_at": media_doc["ingested_at"],
+    }
+
+
 def _parquet_batches(vault: Vault, artifact: Artifact, columns: list[str]) -> Iterator[pa.RecordBatch]:
     """Batches of a Parquet artifact through a seekable handle. Column chunks are streamed page by
     page (buffer_size, and no pre-buffering, which would load whole row groups), so memory stays
@@ -168,6 +196,7 @@ def statement_documents(
             docs.append(
                 {
                     "id": f"{manifest.media_id}:{run.run_id}:{row['seq']}",
+                    "kind": "statement",
                     "media_id": manifest.media_id,
                     "run_id": run.run_id,
                     "seq": row["seq"],
@@ -198,4 +227,7 @@ def project(vault: Vault, media_id: str) -> tuple[MediaProjection, Iterator[list
     applied = load_applied_edits(vault, manifest)
     media_doc = media_document(manifest, applied)
     projection = MediaProjection(media_id, media_doc, media_doc["counts"]["statements"])
-    return projection, statement_documents(vault, manifest, applied, media_doc)
+    batches = itertools.chain(
+        [[media_search_document(media_doc)]], statement_documents(vault, manifest, applied, media_doc)
+    )
+    return projection, batches

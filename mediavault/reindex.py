@@ -141,10 +141,11 @@ def _project_one(
     if seen_version is not None:
         seen_version.append(projection.media_doc["manifest_version"])
     target.store.upsert(generation, [projection.media_doc])
-    statement_digest = DigestSet()
-    for batch in batches:
+    statement_digest, statements = DigestSet(), 0
+    for batch in batches:  # the media's own search document (title, description, tags), then statements
         for document in batch:
             document["digest_a"], document["digest_b"] = statement_digest.add(document)
+            statements += document["kind"] != "media"
         target.search.add(generation, batch)
     if digests is not None:
         media_digest = DigestSet()
@@ -152,7 +153,7 @@ def _project_one(
         digests.media[media_id] = media_digest.as_tuple()
         digests.statements[media_id] = statement_digest.as_tuple()
         digests.quarantined.pop(media_id, None)
-    return statement_digest.count
+    return statements
 
 
 def _quarantine(
@@ -348,7 +349,7 @@ def verify_generation(target: IndexTarget, generation: int, digests: ProjectedDi
         )
     if stored_statements != expected_statements:
         raise IntegrityError(
-            f"generation {generation}: search holds {stored_statements[0]} statements, "
+            f"generation {generation}: search holds {stored_statements[0]} documents, "
             f"expected {expected_statements[0]} (or their digests differ)"
         )
 
@@ -380,12 +381,12 @@ def finish_rebuild(
     if between_switches:
         between_switches()
     target.store.apply_switch(generation, previous, last_seq)
-    media_total, statement_total = digests.totals()
+    media_total, search_total = digests.totals()
     return RebuildReport(
         generation,
         previous,
         media_total[0],
-        statement_total[0],
+        search_total[0] - media_total[0],  # each media item has one search document of its own
         last_seq,
         replayed,
         round(time.monotonic() - started, 3),

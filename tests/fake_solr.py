@@ -327,9 +327,9 @@ def _deref(value: str, p: dict) -> str:
 
 
 def parse_filter(fq: str, p: dict, schema: dict[str, dict] | None = None):
-    if m := re.fullmatch(r"-id:(\S+)", fq):
-        excluded = m.group(1)
-        return lambda d: d.get("id") != excluded
+    if m := re.fullmatch(r"-(id|kind):(\w+)", fq):  # a pure negative filter on a string field
+        field, excluded = m.groups()
+        return lambda d: d.get(field) != excluded
     if m := re.fullmatch(r"media_id:([0-9a-f]{64})", fq):
         media = m.group(1)
         return lambda d: d.get("media_id") == media

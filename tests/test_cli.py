@@ -227,10 +227,14 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     described = runner.invoke(["edit", "fix-metadata", media_id[:8], "--description", "Inaugural"])
     assert described.exit_code == 0, described.output
     assert "description: Inaugural" in runner.invoke(["show", media_id[:8]]).output
+    by_description = runner.invoke(["search", "inaugural"]).output
+    assert "1 media item(s) match" in by_description and "0 hit(s) in statements" in by_description
+    assert f"{media_id[:12]} Fixed [i]title[/i]" in by_description, by_description
     cleared = runner.invoke(["edit", "fix-metadata", media_id[:8], "--clear", "description"])
     assert cleared.exit_code == 0, cleared.output
     shown = runner.invoke(["show", media_id[:8]]).output
     assert "description:" not in shown and "title: Fixed [i]title[/i]" in shown
+    assert "media item" not in runner.invoke(["search", "inaugural"]).output
     for refused in (["--clear", "owner"], ["--clear", "title", "--title", "x"], ["--clear", "colour"]):
         answer = runner.invoke(["edit", "fix-metadata", media_id[:8], *refused])
         assert answer.exit_code == 2 and "--clear" in answer.output, answer.output

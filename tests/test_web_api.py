@@ -76,6 +76,19 @@ def test_search_and_its_facets_stay_within_the_owner(site: Site) -> None:
         assert {h["media_id"] for h in injected["hits"]} <= {site.alice_media}
 
 
+def test_titles_are_searchable_within_the_owner(site: Site) -> None:
+    with site.client("alice-viewer") as alice, site.client("admin") as admin:
+        board = admin.get("/api/v1/search", params={"q": "board"}).json()["media"]
+        assert [(m["media_id"], m["title"]) for m in board] == [(site.bob_media, "School board")]
+        assert alice.get("/api/v1/search", params={"q": "board"}).json()["media"] == []
+        mine = alice.get("/api/v1/search", params={"q": "ask"}).json()
+        assert [m["media_id"] for m in mine["media"]] == [site.alice_media]
+        assert "<b>Ask</b>" in mine["media"][0]["snippet"]
+        none = alice.get("/api/v1/search", params={"q": "ask", "media_limit": 0}).json()
+        assert none["media"] == [] and none["total"] == mine["total"]
+        assert alice.get("/api/v1/search", params={"q": "ask", "media_limit": 51}).status_code == 422
+
+
 def test_stream_supports_ranges_or_redirects_to_a_presigned_url(site: Site) -> None:
     original = JFK_MEDIA.read_bytes()
     with site.client("alice-viewer") as alice:

@@ -1,4 +1,5 @@
-"""Full-text search over speaker statements: a Protocol with Tantivy and Solr implementations."""
+"""Full-text search over speaker statements and media metadata (titles, descriptions, tags): a
+Protocol with Tantivy and Solr implementations."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ class SearchQuery(BaseModel):
     offset: int = Field(0, ge=0, le=10_000)
     facets: bool = True
     highlight: bool = True
+    media_limit: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="How many media items whose title, description or tags match to list (first page of a "
+        "text search only; 0 for none).",
+    )
+
+    def wants_media(self) -> bool:
+        """Media matches are listed on a text search's first page; a speaker filter excludes them."""
+        return bool(self.text.strip()) and self.offset == 0 and self.media_limit > 0 and not self.speaker
 
 
 class SearchHit(BaseModel):
@@ -41,6 +53,18 @@ class SearchHit(BaseModel):
     speaker_name: str
     text: str
     title: str
+    tags: list[str] = Field(default_factory=list)
+    snippet: str
+    score: float
+
+
+class MediaHit(BaseModel):
+    """A media item whose title, description or tags match the words."""
+
+    media_id: str
+    title: str
+    tags: list[str]
+    language: str
     snippet: str
     score: float
 
@@ -49,6 +73,7 @@ class SearchResult(BaseModel):
     total: int
     hits: list[SearchHit]
     facets: dict[str, dict[str, int]] = Field(default_factory=dict)
+    media: list[MediaHit] = Field(default_factory=list)
 
 
 _TOKEN = re.compile(r'"([^"]*)"|(\S+)')

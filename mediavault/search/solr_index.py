@@ -313,7 +313,7 @@ class SolrSearchIndex:
             "fl": FIELDS,
             "start": query.offset,
             "rows": query.limit,
-            "fq": [f"-id:{MARKER_ID}"],
+            "fq": [f"-id:{MARKER_ID}", "-kind:media"],
         }
         for field in ("media_id", "owner", "language"):
             value = getattr(query, field)

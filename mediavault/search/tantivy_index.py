@@ -20,9 +20,28 @@ import tantivy
 
 from mediavault.errors import ConfigurationError
 from mediavault.projection import doc_digest
-from mediavault.search import FACET_FIELDS, SearchHit, SearchQuery, SearchResult, analysis, split_query
+from mediavault.search import (
+    FACET_FIELDS,
+    MediaHit,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    analysis,
+    split_query,
+)
 
-RAW_FIELDS = ("id", "media_id", "run_id", "owner", "speaker", "speaker_name", "language", "tags", "title")
+RAW_FIELDS = (
+    "id",
+    "kind",
+    "media_id",
+    "run_id",
+    "owner",
+    "speaker",
+    "speaker_name",
+    "language",
+    "tags",
+    "title",
+)
 POINTER = "CURRENT.json"
 ANALYSIS_MARKER = "ANALYSIS"
 
@@ -200,36 +219,18 @@ class TantivySearchIndex:
     def generations(self) -> list[int]:
         return sorted(int(p.name[4:]) for p in self.base.glob("gen-*") if p.name[4:].isdigit())
 
-    def _query(self, index: tantivy.Index, query: SearchQuery) -> tuple[tantivy.Query, tantivy.Query | None]:
+    def _filters(self, query: SearchQuery) -> list[tantivy.Query]:
+        """The filters that apply to statements and media documents alike."""
         schema = self.schema
-        must: list[tantivy.Query] = []
-        text_parts: list[tantivy.Query] = []
-        phrases, words = split_query(query.text)
-        for piece in [*phrases, *words]:
-            matched = analysis.piece_query(schema, piece, query.language)
-            if matched is not None:
-                text_parts.append(matched)
-        must.extend(text_parts)
-        if query.speaker:
-            must.append(
-                tantivy.Query.boolean_query(
-                    [
-                        (
-                            tantivy.Occur.Should,
-                            tantivy.Query.term_query(schema, "speaker_name", query.speaker),
-                        ),
-                        (tantivy.Occur.Should, tantivy.Query.term_query(schema, "speaker", query.speaker)),
-                    ]
-                )
-            )
+        filters: list[tantivy.Query] = []
         for name in ("media_id", "owner", "language"):
             value = getattr(query, name)
             if value:
-                must.append(tantivy.Query.term_query(schema, name, value))
+                filters.append(tantivy.Query.term_query(schema, name, value))
         if query.tag:  # a raw multi-valued field: the term matches any one of a document's tags
-            must.append(tantivy.Query.term_query(schema, "tags", query.tag))
+            filters.append(tantivy.Query.term_query(schema, "tags", query.tag))
         if query.date_from or query.date_to:
-            must.append(
+            filters.append(
                 tantivy.Query.range_query(
                     schema,
                     "ingested_at",
@@ -238,19 +239,33 @@ class TantivySearchIndex:
                     query.date_to or datetime(2262, 1, 1, tzinfo=UTC),
                 )
             )
+        return filters
+
+    def _text_parts(self, query: SearchQuery) -> list[tantivy.Query]:
+        phrases, words = split_query(query.text)
+        parts = [analysis.piece_query(self.schema, piece, query.language) for piece in [*phrases, *words]]
+        return [part for part in parts if part is not None]
+
+    def _query(self, query: SearchQuery, text_parts: list[tantivy.Query]) -> tantivy.Query:
+        """Statements matching every word and filter (media documents are left out)."""
+        schema = self.schema
         if query.text.strip() and not text_parts:
-            return tantivy.Query.empty_query(), None
-        combined = (
-            tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in must])
-            if must
-            else tantivy.Query.all_query()
-        )
-        text_query = (
-            tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in text_parts])
-            if text_parts
-            else None
-        )
-        return combined, text_query
+            return tantivy.Query.empty_query()
+        clauses = [(tantivy.Occur.Must, q) for q in [*text_parts, *self._filters(query)]]
+        if query.speaker:
+            by_name = tantivy.Query.term_query(schema, "speaker_name", query.speaker)
+            by_label = tantivy.Query.term_query(schema, "speaker", query.speaker)
+            clauses.append(
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.boolean_query(
+                        [(tantivy.Occur.Should, by_name), (tantivy.Occur.Should, by_label)]
+                    ),
+                )
+            )
+        clauses.append((tantivy.Occur.Must, tantivy.Query.all_query()))
+        clauses.append((tantivy.Occur.MustNot, tantivy.Query.term_query(schema, "kind", "media")))
+        return tantivy.Query.boolean_query(clauses)
 
     def search(self, query: SearchQuery) -> SearchResult:
         live = self.live_generation()
@@ -259,13 +274,19 @@ class TantivySearchIndex:
         index = self._index(live)
         index.reload()
         searcher = index.searcher()
-        combined, text_query = self._query(index, query)
+        text_parts = self._text_parts(query)
+        combined = self._query(query, text_parts)
         kwargs: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
         if query.sort == "time":
             kwargs.update(order_by_field="start", order=tantivy.Order.Asc)
         result = searcher.search(combined, **kwargs)
         # One generator per analysed field: a match found through folding or stemming is
         # highlighted too (the first field whose terms occur in the statement wins).
+        text_query = (
+            tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in text_parts])
+            if text_parts
+            else None
+        )
         snippets: dict[str, Any] = (
             {
                 field: tantivy.SnippetGenerator.create(searcher, text_query, self.schema, field)
@@ -276,8 +297,8 @@ class TantivySearchIndex:
         )
         hits = []
         for score, address in result.hits:
-            doc = searcher.doc(address)
-            values = {k: v[0] for k, v in doc.to_dict().items() if v}
+            stored = searcher.doc(address).to_dict()
+            values = {k: v[0] for k, v in stored.items() if v}
             text = values.get("text", "")
             hits.append(
                 SearchHit(
@@ -291,6 +312,7 @@ class TantivySearchIndex:
                     speaker_name=values.get("speaker_name", ""),
                     text=text,
                     title=values.get("title", ""),
+                    tags=stored.get("tags", []),
                     snippet=_highlighted(snippets, text, values.get("language")),
                     score=float(score) if query.sort == "relevance" else 0.0,
                 )
@@ -308,7 +330,35 @@ class TantivySearchIndex:
                 }
                 for name in FACET_FIELDS
             }
-        return SearchResult(total=result.count, hits=hits, facets=facets)
+        media = (
+            self._media_hits(searcher, query, text_parts, snippets)
+            if text_parts and query.wants_media()
+            else []
+        )
+        return SearchResult(total=result.count, hits=hits, facets=facets, media=media)
+
+    def _media_hits(
+        self, searcher: Any, query: SearchQuery, text_parts: list[tantivy.Query], snippets: dict[str, Any]
+    ) -> list[MediaHit]:
+        """Media items whose title, description or tags hold every word, best first."""
+        kind = tantivy.Query.term_query(self.schema, "kind", "media")
+        clauses = [(tantivy.Occur.Must, q) for q in [kind, *text_parts, *self._filters(query)]]
+        found = searcher.search(tantivy.Query.boolean_query(clauses), limit=query.media_limit)
+        media = []
+        for score, address in found.hits:
+            stored = searcher.doc(address).to_dict()
+            values = {k: v[0] for k, v in stored.items() if v}
+            media.append(
+                MediaHit(
+                    media_id=values["media_id"],
+                    title=values.get("title", ""),
+                    tags=stored.get("tags", []),
+                    language=values.get("language", ""),
+                    snippet=_highlighted(snippets, values.get("text", ""), values.get("language")),
+                    score=float(score),
+                )
+            )
+        return media
 
 
 def _highlighted(generators: dict[str, Any], text: str, language: str | None) -> str:

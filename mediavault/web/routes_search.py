@@ -41,9 +41,13 @@ def search(
     limit: Annotated[int, Query(ge=1, le=200)] = 10,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     facets: bool = True,
+    media_limit: Annotated[
+        int, Query(ge=0, le=50, description="Media whose title, description or tags match (first page)")
+    ] = 5,
 ) -> dict[str, Any]:
-    """Statements matching ``q``. Non-admins search only their owner's media, so hits and facets
-    (speakers, media, languages) never name another owner's data."""
+    """Statements matching ``q``, and (under ``media``) the media items whose title, description or
+    tags match it. Non-admins search only their owner's media, so hits and facets (speakers,
+    media, languages, tags) never name another owner's data."""
     scope = caller.principal.scope_owner()
     if owner is not None and scope is not None and owner != scope:
         audit_denied(services, request, "searching another owner", caller.principal)
@@ -61,5 +65,6 @@ def search(
         limit=limit,
         offset=offset,
         facets=facets,
+        media_limit=media_limit,
     )
     return services.search.search(query).model_dump(mode="json")
