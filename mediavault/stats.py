@@ -64,6 +64,7 @@ def storage_stats_empty() -> dict[str, Any]:
         "bytes": 0,
         "by_class": [],
         "by_tier": [],
+        "by_class_tier": [],
         "growth": [],
         "growth_by_class": [],
         "growth_by_tier": [],
@@ -112,6 +113,10 @@ def storage_stats(
         "by_tier": rows(
             "select a.tier as tier, count(*) as objects, sum(a.size) as bytes from artifacts "
             "group by all order by tier"
+        ),
+        "by_class_tier": rows(
+            "select a.kind as class, a.tier as tier, count(*) as objects, sum(a.size) as bytes "
+            "from artifacts group by all order by class, tier"
         ),
         "growth": rows(
             "select strftime(cast(ingested_at as timestamp), '%Y-%m') as month, "

@@ -22,6 +22,7 @@ def test_every_deployment_entrypoint_loads_and_documents_its_parameters() -> Non
         "lifecycle-nightly",
         "lifecycle-plan",
         "restore",
+        "capacity-check",
     } <= names
     for deployment in config["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))

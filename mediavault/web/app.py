@@ -13,7 +13,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from mediavault.settings import MediavaultSettings, load_settings
-from mediavault.web import errors, pages, routes_admin, routes_media, routes_search, routes_session
+from mediavault.web import (
+    errors,
+    pages,
+    routes_admin,
+    routes_media,
+    routes_metrics,
+    routes_search,
+    routes_session,
+)
 from mediavault.web.auth import LoginThrottle, ServicesDep
 from mediavault.web.services import RestoreStarter, Services
 
@@ -43,12 +51,14 @@ def create_app(
     )
     app.state.services = services
     errors.install(app, page_errors=pages.error_page)
+    app.add_middleware(routes_metrics.LatencyMiddleware, metrics=lambda: services.metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(routes_session.router)
     app.include_router(routes_media.router)
     app.include_router(routes_media.shared)
     app.include_router(routes_search.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_metrics.router)
     app.include_router(pages.router)
 
     @app.get("/api/docs", include_in_schema=False)

@@ -97,6 +97,21 @@ class Services:
 
         return search_from_settings(self.settings)
 
+    @cached_property
+    def metrics(self):
+        """The Prometheus registry served at /metrics (mediavault.ops.metrics.WebMetrics)."""
+        from mediavault.ops.metrics import WebMetrics
+        from mediavault.ops.snapshot import take
+
+        def snapshot():
+            try:
+                database = self.database()
+            except ConfigurationError:
+                database = None
+            return take(self.vault, database)
+
+        return WebMetrics(snapshot, self.settings.ops.metrics_cache_seconds)
+
     @property
     def prefect_ui_url(self) -> str | None:
         return prefect_ui_url(self.settings)

@@ -1,0 +1,1 @@
+"""Operations: metrics and capacity checks, computed from one snapshot of the vault and index."""
