@@ -27,6 +27,12 @@ class S3VaultCredentials(Block):
         "when_required", description="'when_required' stops boto3>=1.36 default CRC checksums."
     )
     conditional_writes: bool = Field(True, description="Use If-None-Match: * for create-if-absent.")
+    server_side_encryption: Literal["none", "AES256", "aws:kms"] = Field(
+        "none",
+        description="Encryption at rest of every object written: AES256 (SSE-S3), aws:kms (SSE-KMS with "
+        "the key below) or none. Checked by a probe write before the first write.",
+    )
+    sse_kms_key_id: str | None = Field(None, description="KMS key id, ARN or alias for aws:kms.")
     multipart_threshold: int = 16 * 1024 * 1024
     multipart_chunksize: int = 16 * 1024 * 1024
     max_concurrency: int = 8

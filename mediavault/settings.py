@@ -55,6 +55,17 @@ class S3Options(BaseModel):
     conflict_backoff_seconds: float = Field(
         0.05, ge=0, description="First pause before repeating a PUT answered 409; doubles up to 2 s."
     )
+    server_side_encryption: Literal["none", "AES256", "aws:kms"] = Field(
+        "none",
+        description="Encryption at rest requested on every object written: 'AES256' (SSE-S3), 'aws:kms' "
+        "(SSE-KMS with sse_kms_key_id) or 'none' (the bucket's default applies). A probe write checks "
+        "once per process that the store applies it; a store that refuses or ignores it is an error.",
+    )
+    sse_kms_key_id: str | None = Field(
+        None,
+        validate_default=True,
+        description="The KMS key (id, ARN or alias) for server_side_encryption='aws:kms'.",
+    )
     multipart_threshold: int = 16 * 1024 * 1024
     multipart_chunksize: int = 16 * 1024 * 1024
     max_concurrency: int = 8
@@ -62,6 +73,28 @@ class S3Options(BaseModel):
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5
+
+    @field_validator("server_side_encryption", mode="before")
+    @classmethod
+    def _sse_spelling(cls, value: Any) -> Any:
+        """Accept any case and an empty value for 'none' (environment variables are typed by hand)."""
+        if value is None:
+            return "none"
+        if isinstance(value, str):
+            spelled = {"": "none", "none": "none", "aes256": "AES256", "aws:kms": "aws:kms"}
+            return spelled.get(value.strip().lower(), value)
+        return value
+
+    @field_validator("sse_kms_key_id", mode="after")
+    @classmethod
+    def _kms_key_goes_with_sse_kms(cls, value: str | None, info: Any) -> str | None:
+        value = value.strip() if value else None
+        mode = info.data.get("server_side_encryption")
+        if mode == "aws:kms" and not value:
+            raise ValueError("server_side_encryption 'aws:kms' needs the KMS key id (s3.sse_kms_key_id)")
+        if mode in ("none", "AES256") and value:
+            raise ValueError(f"a KMS key id is used only with server_side_encryption 'aws:kms', not {mode!r}")
+        return value
 
     @field_validator("max_pool_connections")
     @classmethod
@@ -118,6 +151,40 @@ class StackOptions(BaseModel):
     startup_timeout_seconds: float = Field(180.0, gt=0, description="How long 'up' waits for each part")
 
 
+GiB = 1024**3
+
+
+class OpsOptions(BaseModel):
+    """Metrics and the capacity check's thresholds (``MEDIAVAULT_OPS__...``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    metrics_cache_seconds: float = Field(
+        60.0, ge=0, description="How long a metrics snapshot (it reads every manifest) is reused"
+    )
+    metrics_open_on_loopback: bool = Field(
+        True, description="/metrics needs no token from a direct loopback client (no proxy headers)"
+    )
+    metrics_textfile: Path | None = Field(
+        None, description="The capacity flow writes the metrics here (node_exporter's textfile collector)"
+    )
+    pushgateway_url: str | None = Field(None, description="The capacity flow pushes the metrics here")
+    max_vault_bytes: int | None = Field(None, ge=0, description="Alert when the vault holds more (hot tier)")
+    free_warning_bytes: int = Field(10 * GiB, ge=0, description="Local vault: warn below this free space")
+    free_critical_bytes: int = Field(5 * GiB, ge=0, description="Local vault: critical below this")
+    max_reindex_lag: int | None = Field(
+        1000, ge=0, description="Alert when the index lags more journal records"
+    )
+    job_events_days: float = Field(
+        30.0, gt=0, description="Ingest job events older than this are deleted by the lifecycle flow"
+    )
+    max_hours_since_lifecycle: float | None = Field(
+        48.0, gt=0, description="Alert when the last successful lifecycle run is older"
+    )
+    max_hours_since_verify: float | None = Field(
+        8 * 24.0, gt=0, description="Alert when the last successful verify run is older"
+    )
+
+
 class MediavaultSettings(BaseSettings):
     """Every knob mediavault has. Env prefix ``MEDIAVAULT_``, nested with ``__``."""
 
@@ -148,6 +215,7 @@ class MediavaultSettings(BaseSettings):
     batch_max_concurrency: int = 4
     web: WebOptions = Field(default_factory=WebOptions)
     stack: StackOptions = Field(default_factory=StackOptions)
+    ops: OpsOptions = Field(default_factory=OpsOptions)
 
     def resolved_vault_url(self) -> str:
         return self.vault_url or (self.home / "vault").resolve().as_uri()

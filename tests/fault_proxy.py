@@ -12,7 +12,10 @@ regex, a header they carry, and which occurrence (or a probability from a seeded
 * ``reset``: the connection is reset (RST) without an answer, before forwarding or after the
   server answered (``after_forward``: the request landed, its answer is lost);
 * ``strip-header``: a request header is removed before forwarding (e.g. ``If-None-Match``, to
-  simulate a store that ignores conditional writes).
+  simulate a store that ignores conditional writes);
+* ``strip-response-header``: a header of the server's answer is removed before it is relayed
+  (e.g. ``x-amz-server-side-encryption``, to simulate a store that does not report, or does not
+  apply, server-side encryption).
 
 Every request is logged (index, method, target, headers, faults applied, status returned).
 """
@@ -35,7 +38,7 @@ from typing import Literal
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
-FaultKind = Literal["error", "delay", "reset", "strip-header"]
+FaultKind = Literal["error", "delay", "reset", "strip-header", "strip-response-header"]
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect"}
 ERROR_CODES = {
     409: "ConditionalRequestConflict",
@@ -71,6 +74,10 @@ class Fault:
     def strip_header(cls, header: str = "If-None-Match") -> Fault:
         return cls("strip-header", header=header)
 
+    @classmethod
+    def strip_response_header(cls, header: str) -> Fault:
+        return cls("strip-response-header", header=header)
+
     def describe(self) -> str:
         when = " after forward" if self.after_forward else ""
         if self.kind == "error":
@@ -79,6 +86,8 @@ class Fault:
             return f"delay {self.seconds}s{when}"
         if self.kind == "reset":
             return f"reset{when}"
+        if self.kind == "strip-response-header":
+            return f"strip response {self.header}"
         return f"strip {self.header}"
 
 
@@ -187,7 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
                 response.read()
                 self._reset()
                 return
-            self._relay(response, exchange)
+            stripped = {f.header.lower() for f in faults if f.kind == "strip-response-header"}
+            self._relay(response, exchange, stripped)
         finally:
             upstream.close()
 
@@ -237,7 +247,12 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.send(data)
         return upstream, upstream.getresponse()
 
-    def _relay(self, response: http.client.HTTPResponse, exchange: Exchange) -> None:
+    def _relay(
+        self,
+        response: http.client.HTTPResponse,
+        exchange: Exchange,
+        stripped: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
         self.send_response_only(response.status, response.reason)
         length = response.getheader("Content-Length")
         no_body = self.command == "HEAD" or response.status in (204, 304) or response.status < 200
@@ -245,7 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None and not no_body:
             body = response.read()  # chunked or close-delimited upstream: re-sent with a length
         for name, value in response.getheaders():
-            if name.lower() not in HOP_BY_HOP and name.lower() != "transfer-encoding":
+            if (
+                name.lower() not in HOP_BY_HOP
+                and name.lower() != "transfer-encoding"
+                and name.lower() not in stripped
+            ):
                 if name.lower() == "content-length" and length is None:
                     continue
                 self.send_header(name, value)

@@ -4,11 +4,17 @@ Create-if-absent is ``If-None-Match: *``. Before a process first writes to a vau
 the store honours that header (a probe object written twice must be refused the second time).
 A store without conditional writes is only usable by one writer process, which holds a local
 lock (``s3.single_writer_lock``) and serializes HEAD-then-PUT among its threads.
+
+With ``s3.server_side_encryption`` set, every write (PUT, CreateMultipartUpload, CopyObject)
+carries the SSE parameters, and before the first write a probe object checks that the store
+applies them: a store that refuses or ignores them gets no object at all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import logging
 import os
 import random
 import socket
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlparse
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -39,10 +46,69 @@ UPLOAD_MARK = "#multipart-upload="
 # Under staging/, so a probe object a crash leaves behind is collected like any staging leftover.
 PROBE_PREFIX = STAGING_PREFIX + "probes/conditional-write/"
 MAX_CONFLICT_PAUSE_SECONDS = 2.0
+ENCRYPTION_PROBE_PREFIX = STAGING_PREFIX + "probes/encryption/"
+ENCRYPTION_SETTING = "MEDIAVAULT_S3__SERVER_SIDE_ENCRYPTION"
+KMS_KEY_SETTING = "MEDIAVAULT_S3__SSE_KMS_KEY_ID"
+
+logger = logging.getLogger(__name__)
+_warned_plain_http: set[str] = set()
+_warned_guard = threading.Lock()
+
+
+def sse_args(options: S3Options) -> dict[str, str]:
+    """The SSE parameters of every object-creating request (PutObject, CreateMultipartUpload,
+    CopyObject); none for ``none``. UploadPart takes none of them (boto3 leaves them out)."""
+    if options.server_side_encryption == "none":
+        return {}
+    args = {"ServerSideEncryption": options.server_side_encryption}
+    if options.server_side_encryption == "aws:kms" and options.sse_kms_key_id:
+        args["SSEKMSKeyId"] = options.sse_kms_key_id
+    return args
+
+
+def kms_key_matches(configured: str, reported: str | None) -> bool:
+    """Whether the key a store reports is the configured one. AWS answers with the key's ARN
+    whatever form was sent, and for an alias with the ARN of the key it names (not checkable)."""
+    if not reported:
+        return False
+    if configured.startswith("alias/") or ":alias/" in configured:
+        return True
+    return reported == configured or reported.endswith(("/" + configured, ":" + configured))
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_plain_http(endpoint_url: str | None) -> None:
+    """One warning per process and endpoint when S3 traffic crosses a network unencrypted."""
+    if not endpoint_url:
+        return
+    parsed = urlparse(endpoint_url)
+    if parsed.scheme.lower() != "http" or _is_loopback(parsed.hostname):
+        return
+    endpoint = f"http://{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+    with _warned_guard:
+        if endpoint in _warned_plain_http:
+            return
+        _warned_plain_http.add(endpoint)
+    logger.warning(
+        "S3 endpoint %s is plain http:// on a non-loopback host: media, transcripts and metadata cross "
+        "the network unencrypted (requests are signed, not encrypted); use an https:// endpoint",
+        endpoint,
+    )
 
 
 def make_s3_client(options: S3Options) -> Any:
     """A boto3 S3 client configured for picky S3-compatible servers."""
+    warn_if_plain_http(options.endpoint_url)
     config = Config(
         region_name=options.region,
         signature_version="s3v4",  # presigned URLs too (botocore may default them to SigV2)
@@ -94,6 +160,18 @@ def _retry_attempts(exc: ClientError) -> int:
 
 def _rejects_conditional_header(exc: ClientError) -> bool:
     return _status(exc) == 501 or _code(exc) in {"NotImplemented", "InvalidArgument", "InvalidRequest"}
+
+
+def _rejects_encryption(exc: ClientError) -> bool:
+    """The store refused a write because of its SSE parameters (an unknown algorithm, no KMS, a
+    key it cannot use), as opposed to a transient fault."""
+    code = _code(exc)
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    if code == "RequestTimeout":  # a 400 too, but about the connection
+        return False
+    if _status(exc) in (400, 501) or code in {"NotImplemented", "InvalidArgument", "InvalidRequest"}:
+        return True
+    return code.startswith("KMS") or (_status(exc) == 403 and "kms" in message.lower())
 
 
 @dataclass
@@ -166,6 +244,9 @@ def release_single_writer_lock(path: Path) -> None:
 _probe_results: dict[tuple[str, str, str], str | None] = {}
 _probe_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _probe_guard = threading.Lock()
+# (endpoint, bucket, prefix, algorithm, KMS key) -> None when the store applies that SSE, else why not.
+_encryption_results: dict[tuple[str, ...], str | None] = {}
+_encryption_locks: dict[tuple[str, ...], threading.Lock] = {}
 
 
 class S3Vault:
@@ -227,9 +308,16 @@ class S3Vault:
                 return False
             raise
 
+    @property
+    def _sse(self) -> dict[str, str]:
+        return sse_args(self.options)
+
     def _ensure_writable(self) -> None:
-        """Before any write: the store must honour If-None-Match (probed once per process and
-        vault), or this process must hold the single-writer lock."""
+        """Before any write: the store must apply the configured encryption and honour
+        If-None-Match (each probed once per process and vault), or this process must hold the
+        single-writer lock. Encryption first: a store refusing SSE would fail the other probe
+        with a misleading reason."""
+        self._check_encryption()
         if self.options.conditional_writes:
             self._check_conditional_writes()
         else:
@@ -243,6 +331,7 @@ class S3Vault:
             "Body": data,
             "Metadata": {SHA256_METADATA: digest},
             "ContentType": content_type or "application/octet-stream",
+            **self._sse,
         }
         if self.storage_class:
             args["StorageClass"] = self.storage_class
@@ -321,7 +410,12 @@ class S3Vault:
         """Write a probe object twice with If-None-Match: *; None when the second write is refused."""
         full_key = self.prefix + PROBE_PREFIX + uuid.uuid4().hex
         first, second = b"mediavault conditional-write probe 1", b"mediavault conditional-write probe 2"
-        probe_args = {"Bucket": self.bucket, "Key": full_key, "ContentType": "application/octet-stream"}
+        probe_args = {
+            "Bucket": self.bucket,
+            "Key": full_key,
+            "ContentType": "application/octet-stream",
+            **self._sse,
+        }
         try:
             try:
                 created = self._create_if_absent(
@@ -359,6 +453,87 @@ class S3Vault:
             "s3.single_writer_lock, and run exactly one writer (see docs/architecture.md)"
         )
 
+    def _check_encryption(self) -> None:
+        sse = self._sse
+        if not sse:
+            return
+        scope = (
+            self.options.endpoint_url or f"aws:{self.options.region}",
+            self.bucket,
+            self.prefix,
+            sse["ServerSideEncryption"],
+            sse.get("SSEKMSKeyId", ""),
+        )
+        with _probe_guard:
+            lock = _encryption_locks.setdefault(scope, threading.Lock())
+        with lock:
+            if scope not in _encryption_results:
+                # A transient fault propagates and caches nothing: the next write probes again.
+                _encryption_results[scope] = self._probe_encryption(sse)
+            refusal = _encryption_results[scope]
+        if refusal is not None:
+            raise ConfigurationError(refusal)
+
+    def _probe_encryption(self, sse: dict[str, str]) -> str | None:
+        """Write one small object with the SSE parameters; None when both the answer and a HEAD of
+        the object report that encryption (and KMS key), else why not. The probe is deleted."""
+        full_key = self.prefix + ENCRYPTION_PROBE_PREFIX + uuid.uuid4().hex
+        body = b"mediavault encryption probe"
+        try:
+            try:
+                answer = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=full_key,
+                    Body=body,
+                    ContentType="application/octet-stream",
+                    Metadata={SHA256_METADATA: sha256_bytes(body)},
+                    **sse,
+                )
+            except ClientError as exc:
+                if _rejects_encryption(exc):
+                    message = exc.response.get("Error", {}).get("Message", "")
+                    return self._encryption_refusal(
+                        f"it refused a write with it: {_status(exc)} {_code(exc)}: {message}"
+                    )
+                raise
+            problem = self._encryption_mismatch("its answer to a write", answer)
+            if problem is None:
+                stored = self.client.head_object(Bucket=self.bucket, Key=full_key)
+                problem = self._encryption_mismatch("a HEAD of the object written", stored)
+            return None if problem is None else self._encryption_refusal(problem)
+        finally:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.delete_object(Bucket=self.bucket, Key=full_key)
+
+    def _encryption_mismatch(self, where: str, response: dict[str, Any]) -> str | None:
+        wanted = self.options.server_side_encryption
+        reported = response.get("ServerSideEncryption")
+        if reported is None:
+            return (
+                f"{where} has no x-amz-server-side-encryption header: the store ignores the setting, "
+                "so objects would be stored without the encryption asked for"
+            )
+        if reported != wanted:
+            return f"{where} reports server-side encryption {reported!r}, not {wanted!r}"
+        key = self.options.sse_kms_key_id
+        if wanted == "aws:kms" and key and not kms_key_matches(key, response.get("SSEKMSKeyId")):
+            return f"{where} reports KMS key {response.get('SSEKMSKeyId')!r}, not {key!r}"
+        return None
+
+    def _encryption_refusal(self, reason: str) -> str:
+        endpoint = self.options.endpoint_url or "AWS S3"
+        wanted = self.options.server_side_encryption
+        if wanted == "aws:kms":
+            wanted += f" with KMS key {self.options.sse_kms_key_id}"
+        return (
+            f"the S3 store at {endpoint} (bucket {self.bucket}) does not apply server-side encryption "
+            f"{wanted} ({reason}); refusing to write anything, so that no object is stored unencrypted. "
+            f"Check s3.server_side_encryption ({ENCRYPTION_SETTING}) and s3.sse_kms_key_id "
+            f"({KMS_KEY_SETTING}): choose a mode this store supports, or, for a store without "
+            "server-side encryption, set it to none and encrypt the store's volumes instead "
+            "(see docs/operations.md, Encryption at rest)"
+        )
+
     def put_stream(
         self,
         stream: BinaryIO,
@@ -384,7 +559,7 @@ class S3Vault:
                 self.bucket,
                 staged,
                 Config=self.transfer,
-                ExtraArgs={"ContentType": content_type or "application/octet-stream"},
+                ExtraArgs={"ContentType": content_type or "application/octet-stream", **self._sse},
             )
         except ClientError as exc:
             if _code(exc) != "NoSuchUpload":
@@ -428,6 +603,7 @@ class S3Vault:
         extra: dict[str, Any] = {
             "ContentType": content_type or "application/octet-stream",
             "Metadata": {SHA256_METADATA: sha256},
+            **self._sse,
         }
         if self.storage_class:
             extra["StorageClass"] = self.storage_class
@@ -477,11 +653,13 @@ class S3Vault:
     def _server_side_copy(
         self, source_key: str, target_key: str, size: int, sha256: str, content_type: str | None
     ) -> None:
-        """One CopyObject up to S3's 5 GiB limit (far faster than a multipart copy), else multipart."""
+        """One CopyObject up to S3's 5 GiB limit (far faster than a multipart copy), else multipart.
+        The copy re-states the SSE parameters: without them it gets the bucket's default."""
         extra = {
             "Metadata": {SHA256_METADATA: sha256},
             "MetadataDirective": "REPLACE",
             "ContentType": content_type or "application/octet-stream",
+            **self._sse,
         }
         if self.storage_class:
             extra["StorageClass"] = self.storage_class
