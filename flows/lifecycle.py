@@ -45,6 +45,16 @@ def lifecycle_task(settings: MediavaultSettings, policies: Policies, dry_run: bo
     return engine.run(vault_from_settings(settings), policies, dry_run=dry_run)
 
 
+@task(name="prune job events", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def prune_job_events(settings: MediavaultSettings) -> int:
+    """Ingest job events older than ``ops.job_events_days`` go (MongoDB only; the vault has no copy)."""
+    from mediavault import status
+    from mediavault.ops.jobs import prune_events
+
+    database = status.connect(settings)
+    return 0 if database is None else prune_events(database, settings.ops.job_events_days)
+
+
 def _markdown(summary: dict[str, Any], where: str) -> str:
     lines = [f"# Lifecycle {'plan (dry run: nothing changed)' if summary['dry_run'] else 'run'}", ""]
     for title, table in (("planned", summary["planned"]), ("done", summary["done"])):
@@ -84,6 +94,8 @@ def lifecycle_flow(
     chosen = resolve_policies(settings, policy_file, policy_block, policies)
     report = lifecycle_task(settings, chosen, dry_run)
     summary = report.summary()
+    if not dry_run:
+        summary["job_events_pruned"] = prune_job_events(settings)
     if dry_run:
         folder = settings.home / "reports" / "lifecycle"
         folder.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ QUARANTINE = "quarantine"
 DUPLICATE_KEY = 11000
 UPSERT_ATTEMPTS = 5
 LEGACY_MEDIA = "media"
+UNSETTLED = ("ingesting", "failed")  # ingest statuses only MongoDB records
+INGEST_STATUS_FIELDS = ("status", "last_job_id", "updated_at")
 
 
 SORT_FIELDS = {
@@ -94,10 +96,12 @@ class MongoIndexStore:
         collection.create_index([("tags", ASCENDING)])
 
     def upsert(self, generation: int, documents: list[dict[str, Any]]) -> None:
+        """Replace media documents with their projection. An ingest in flight or failed on the
+        same manifest version keeps its status (the vault does not record it; MongoDB does)."""
         if not documents:
             return
         collection = self.database[collection_name(generation)]
-        pending = list(documents)
+        pending = self._keeping_ingest_status(collection, documents)
         for _ in range(UPSERT_ATTEMPTS):
             try:
                 collection.bulk_write(
@@ -111,6 +115,54 @@ class MongoIndexStore:
                 # Two upserts of one new _id raced and one lost the insert: replace again.
                 pending = [pending[e["index"]] for e in errors]
         raise ConflictError(f"{len(pending)} media document(s) kept colliding in {collection.name}")
+
+    @staticmethod
+    def _keeping_ingest_status(
+        collection: Collection, documents: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        ids = [d["_id"] for d in documents]
+        held = {
+            d["_id"]: d
+            for d in collection.find(
+                {"_id": {"$in": ids}, "status": {"$in": list(UNSETTLED)}},
+                {field: 1 for field in (*INGEST_STATUS_FIELDS, "manifest_version")},
+            )
+        }
+        if not held:
+            return list(documents)
+        kept = []
+        for document in documents:
+            old = held.get(document["_id"])
+            if old is not None and old.get("manifest_version") == document.get("manifest_version"):
+                document = {**document, **{f: old[f] for f in INGEST_STATUS_FIELDS if f in old}}
+            kept.append(document)
+        return kept
+
+    def carry_ingest_status(self, source: int, target: int) -> int:
+        """After a full rebuild: the ingests that were in flight or had failed when the rebuild
+        started keep their status in the new generation (a rebuild reads only manifests).
+
+        A record is carried when nothing touched its item in ``target`` since it was projected
+        (no ``last_job_id`` there) and no newer manifest superseded it. Returns how many."""
+        old_collection = self.database[collection_name(source)]
+        new_collection = self.database[collection_name(target)]
+        carried = 0
+        for old in old_collection.find({"status": {"$in": list(UNSETTLED)}}):
+            version = old.get("manifest_version")
+            if version is None:  # never committed: the vault knows nothing of it
+                try:
+                    new_collection.insert_one(old)
+                    carried += 1
+                except DuplicateKeyError:
+                    pass
+                continue
+            status = {f: old[f] for f in INGEST_STATUS_FIELDS if f in old}
+            updated = new_collection.update_one(
+                {"_id": old["_id"], "manifest_version": version, "last_job_id": {"$exists": False}},
+                {"$set": status},
+            )
+            carried += updated.modified_count
+        return carried
 
     def delete(self, generation: int, media_id: str) -> None:
         self.database[collection_name(generation)].delete_one({"_id": media_id})

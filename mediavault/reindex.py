@@ -381,6 +381,8 @@ def finish_rebuild(
     if between_switches:
         between_switches()
     target.store.apply_switch(generation, previous, last_seq)
+    if previous is not None:
+        target.store.carry_ingest_status(previous, generation)
     media_total, search_total = digests.totals()
     return RebuildReport(
         generation,

@@ -198,7 +198,9 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_time(value: str, field: str, end_of_day: bool = False, now: datetime | None = None) -> datetime:
+def parse_time(
+    value: str, field: str, end_of_day: bool = False, now: datetime | None = None, source: str = "audit"
+) -> datetime:
     """An ISO date or time (UTC unless it says otherwise), or a span back from now: 30m, 12h, 7d, 2w.
     A bare date means its midnight, or the next midnight with ``end_of_day``."""
     text = value.strip()
@@ -215,7 +217,7 @@ def parse_time(value: str, field: str, end_of_day: bool = False, now: datetime |
         parsed = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         raise InputError(
-            "audit", field, f"not a time: {text[:60]!r} (use 2024-05-01, 2024-05-01T12:00, or 30m/12h/7d/2w)"
+            source, field, f"not a time: {text[:60]!r} (use 2024-05-01, 2024-05-01T12:00, or 30m/12h/7d/2w)"
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 

@@ -1,11 +1,12 @@
-"""/api/v1/audit (admin) and /api/v1/stats (the caller's scope)."""
+"""/api/v1/audit (admin), /api/v1/stats and /api/v1/jobs (the caller's scope)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from mediavault.access.audit import read_audit
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, require
@@ -39,3 +40,33 @@ def stats(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     """Storage by artifact class and tier, and growth by month, for the caller's owner (admins:
     everything). Figures may be up to 30 seconds old."""
     return services.storage_stats(caller.principal.scope_owner())
+
+
+@router.get("/jobs", response_model=None)
+def jobs(
+    services: ServicesDep,
+    caller: CallerDep,
+    failed: Annotated[bool, Query(description="Only jobs with a failure")] = False,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    format: Annotated[Literal["json", "csv"], Query(description="csv: every event of these jobs")] = "json",
+) -> dict[str, Any] | Response:
+    """Ingest jobs, newest first, with their status (committed, failed, partial, running), the
+    reason of a failure and their events. Non-admins see the jobs of their owner's media only
+    (a file rejected before any media was stored belongs to no owner)."""
+    from mediavault import overview
+    from mediavault.ops.jobs import events_csv, list_jobs
+
+    database = services.database()
+    scope = caller.principal.scope_owner()
+    media_ids = overview.owned_media_ids(database, scope) if scope is not None else None
+    found = list_jobs(
+        database, since=query_time(since, "since", True), failed_only=failed, media_ids=media_ids, limit=limit
+    )
+    if format == "csv":
+        return Response(
+            events_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="mediavault-jobs.csv"'},
+        )
+    return {"items": [job.as_dict() for job in found]}

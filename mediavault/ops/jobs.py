@@ -1,0 +1,152 @@
+"""Ingest jobs as operators see them: the job event log grouped by job, with a status and the
+reason of a failure; kept for a number of days, exportable as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.database import Database
+
+from mediavault.models import utc_now
+from mediavault.status import JOB_EVENTS
+
+FAILURES = ("rejected", "failed", "item-failed")
+CSV_COLUMNS = ("at", "job_id", "event", "media_id", "item", "error", "detail")
+
+
+@dataclass
+class Job:
+    job_id: str
+    status: str  # committed, failed, partial (a batch with failures), running
+    started_at: datetime
+    last_at: datetime
+    media_ids: list[str] = field(default_factory=list)
+    reason: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"], data["last_at"] = self.started_at.isoformat(), self.last_at.isoformat()
+        data["events"] = [_event_json(e) for e in self.events]
+        return data
+
+
+def _event_json(event: dict[str, Any]) -> dict[str, Any]:
+    at = event.get("at")
+    return {
+        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "event": event.get("event"),
+        "media_id": event.get("media_id"),
+        "detail": event.get("detail") or {},
+    }
+
+
+def job_status(events: list[str]) -> str:
+    failed = any(e in FAILURES for e in events)
+    committed = "committed" in events
+    if failed and committed:
+        return "partial"
+    if failed:
+        return "failed"
+    return "committed" if committed else "running"
+
+
+def _reason(events: list[dict[str, Any]]) -> str | None:
+    for event in events:
+        if event.get("event") in FAILURES:
+            detail = event.get("detail") or {}
+            where = detail.get("item") or detail.get("media")
+            error = str(detail.get("error") or event.get("event"))
+            return f"{where}: {error}" if where else error
+    return None
+
+
+def list_jobs(
+    database: Database,
+    since: datetime | None = None,
+    failed_only: bool = False,
+    media_ids: list[str] | None = None,
+    limit: int = 100,
+) -> list[Job]:
+    """Jobs newest first. ``media_ids`` scopes to jobs that touched those items (an owner's view:
+    jobs rejected before any media was stored belong to no owner and are left out)."""
+    match: dict[str, Any] = {}
+    if since is not None:
+        match["at"] = {"$gte": since}
+    if media_ids is not None:
+        match["media_id"] = {"$in": media_ids}
+    pipeline: list[dict[str, Any]] = [
+        *([{"$match": match}] if match else []),
+        {
+            "$group": {
+                "_id": "$job_id",
+                "first": {"$min": "$at"},
+                "last": {"$max": "$at"},
+                "events": {
+                    "$push": {"at": "$at", "event": "$event", "media_id": "$media_id", "detail": "$detail"}
+                },
+            }
+        },
+        {"$sort": {"last": -1}},
+    ]
+    jobs: list[Job] = []
+    for group in database[JOB_EVENTS].aggregate(pipeline):
+        events = sorted(group["events"], key=lambda e: e["at"])
+        kinds = [e["event"] for e in events]
+        status = job_status(kinds)
+        if failed_only and status not in ("failed", "partial"):
+            continue
+        jobs.append(
+            Job(
+                job_id=group["_id"],
+                status=status,
+                started_at=group["first"],
+                last_at=group["last"],
+                media_ids=sorted({e["media_id"] for e in events if e.get("media_id")}),
+                reason=_reason(events),
+                events=events,
+            )
+        )
+        if len(jobs) >= limit:
+            break
+    return jobs
+
+
+def events_csv(jobs: list[Job]) -> str:
+    """Every event of these jobs, one row each (``detail`` holds the rest as JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for job in jobs:
+        for event in job.events:
+            detail = dict(event.get("detail") or {})
+            item, error = detail.pop("item", None), detail.pop("error", None)
+            at = event.get("at")
+            writer.writerow(
+                [
+                    at.isoformat() if isinstance(at, datetime) else at,
+                    job.job_id,
+                    event.get("event"),
+                    event.get("media_id") or "",
+                    item or "",
+                    _csv_safe(error or ""),
+                    _csv_safe(json.dumps(detail, sort_keys=True, default=str) if detail else ""),
+                ]
+            )
+    return out.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (error texts quote user file names)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def prune_events(database: Database, keep_days: float, now: datetime | None = None) -> int:
+    """Delete job events older than ``keep_days``; returns how many went."""
+    horizon = (now or utc_now()) - timedelta(days=keep_days)
+    return database[JOB_EVENTS].delete_many({"at": {"$lt": horizon}}).deleted_count
