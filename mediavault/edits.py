@@ -113,8 +113,12 @@ class EditRecord(BaseModel):
     created_at: datetime
 
 
+def edits_prefix(media_id: str) -> str:
+    return f"edits/{media_id}/"
+
+
 def edit_key(media_id: str, edit_id: str) -> str:
-    return f"edits/{media_id}/{edit_id}.json"
+    return f"{edits_prefix(media_id)}{edit_id}.json"
 
 
 def new_edit_id() -> str:

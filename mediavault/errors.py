@@ -33,6 +33,21 @@ class IntegrityError(TerminalError):
     """Stored bytes do not match the checksum recorded for them."""
 
 
+class MediaForgotten(TerminalError):
+    """The media item was erased on request: nothing may be committed for it again."""
+
+    def __init__(self, media_id: str, at: str, reason: str) -> None:
+        super().__init__(
+            f"media {media_id} was erased on request on {at} ({reason}); it cannot be ingested or "
+            "changed again"
+        )
+        self.media_id = media_id
+
+
+class LegalHold(TerminalError):
+    """A legal hold blocks the operation."""
+
+
 class TransientError(MediavaultError):
     """A fault that may go away on retry (network, 5xx, throttling)."""
 

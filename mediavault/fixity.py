@@ -154,11 +154,7 @@ def _check_manifests(
     if not versions:
         report.missing.append({"check": "manifest", "media_id": media_id, "key": manifest_prefix(media_id)})
         return None
-    for version in range(1, max(versions)):
-        if version not in versions:
-            report.missing.append(
-                {"check": "manifest", "media_id": media_id, "key": manifest_key(media_id, version)}
-            )
+    gaps = [v for v in range(1, max(versions)) if v not in versions]
     newest: Manifest | None = None
     for position, version in enumerate(sorted(versions, reverse=True)):
         key = versions[version]
@@ -174,6 +170,10 @@ def _check_manifests(
             report.error("manifest", key, exc, media_id=media_id)
             continue
         newest = newest or manifest
+    if newest is None or newest.forgotten is None:  # a forget erases every version before its tombstone
+        report.missing.extend(
+            {"check": "manifest", "media_id": media_id, "key": manifest_key(media_id, v)} for v in gaps
+        )
     return newest
 
 
@@ -406,7 +406,7 @@ def _check_journal_record(vault: Vault, key: str, report: FixityReport) -> None:
             expected=expected_manifest,
             actual=record.manifest_key,
         )
-    elif vault.head(record.manifest_key) is None:
+    elif vault.head(record.manifest_key) is None and not _forgotten(vault, record.media_id):
         report.missing.append(
             {
                 "check": "journal",
@@ -415,6 +415,12 @@ def _check_journal_record(vault: Vault, key: str, report: FixityReport) -> None:
                 "referenced_by": key,
             }
         )
+
+
+def _forgotten(vault: Vault, media_id: str) -> bool:
+    """Erased on request: the journal records of its earlier versions name manifests that are gone."""
+    newest = manifests.newest_manifest(vault, media_id)
+    return newest is not None and newest.forgotten is not None
 
 
 def check_journal_records(

@@ -369,5 +369,17 @@ class MongoIndexStore:
             raise InputError("query", "media_id", "must be a 64-character hex media id")
         return live_media_collection(self.database).find_one({"_id": {"$eq": media_id}})
 
+    def purge_media(self, media_id: str) -> dict[str, int]:
+        """Remove an erased item from every generation, the job events and the quarantine."""
+        from mediavault.status import JOB_EVENTS
+
+        names = [collection_name(g) for g in self.generations()] + [LEGACY_MEDIA]
+        documents = sum(
+            self.database[name].delete_many({"_id": {"$eq": media_id}}).deleted_count for name in names
+        )
+        events = self.database[JOB_EVENTS].delete_many({"media_id": {"$eq": media_id}}).deleted_count
+        self.database[QUARANTINE].delete_many({"media_id": {"$eq": media_id}})
+        return {"media_documents": documents, "job_events": events}
+
     def drop_generation(self, generation: int) -> None:
         self.database.drop_collection(collection_name(generation))

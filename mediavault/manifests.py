@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mediavault import journal
-from mediavault.errors import ConflictError, IntegrityError
+from mediavault.errors import ConflictError, IntegrityError, MediaForgotten
 from mediavault.models import Manifest
 from mediavault.vault.base import Vault
 from mediavault.vault.keys import (
@@ -42,11 +42,19 @@ def manifest_versions(vault: Vault, media_id: str) -> list[int]:
     return sorted(v for v in versions if v is not None)
 
 
-def latest_manifest(vault: Vault, media_id: str) -> Manifest | None:
+def newest_manifest(vault: Vault, media_id: str) -> Manifest | None:
+    """The newest version as written, a forget's tombstone included."""
     versions = manifest_versions(vault, media_id)
     if not versions:
         return None
     return Manifest.from_bytes(vault.get_bytes(manifest_key(media_id, versions[-1])))
+
+
+def latest_manifest(vault: Vault, media_id: str) -> Manifest | None:
+    """The committed media item, or None when there is none (never committed, or erased on
+    request: its tombstone holds no content and every reader treats the item as absent)."""
+    manifest = newest_manifest(vault, media_id)
+    return None if manifest is None or manifest.forgotten is not None else manifest
 
 
 def read_manifest(vault: Vault, media_id: str, version: int) -> Manifest:
@@ -113,7 +121,9 @@ def commit(
     ``derive`` returns the new manifest (its version fields are set here) or None for "no change".
     """
     for _ in range(MAX_COMMIT_ATTEMPTS):
-        current = latest_manifest(vault, media_id)
+        current = newest_manifest(vault, media_id)
+        if current is not None and current.forgotten is not None:
+            raise MediaForgotten(media_id, f"{current.forgotten.at:%Y-%m-%d}", current.forgotten.reason)
         proposed = derive(current)
         if proposed is None:
             assert current is not None, "derive() must create a manifest for a new media item"

@@ -517,3 +517,23 @@ def rollback(target: IndexTarget, lease: RebuildLease | None = None) -> int:
         target.search.rollback()
         target.store.apply_switch(previous, live, None)
         return previous
+
+
+def purge_media(target: IndexTarget, media_id: str, wait_seconds: float = 600.0) -> dict[str, Any]:
+    """Remove an erased item from the index at once, then rebuild, so that no generation kept for
+    rollback (nor a deleted document left in a search segment) still holds its text.
+
+    Run after the item's tombstone is committed: the rebuild projects it as absent."""
+    removed = target.store.purge_media(media_id)
+    for generation in target.search.generations():
+        target.search.delete_media(generation, media_id)
+        target.search.commit(generation)
+    with RebuildLease(target.store).acquire(wait_seconds) as lease:
+        report = full_rebuild(target, lease=lease)
+        # The generations from before the forget go, and with them rollback to a time it was there.
+        dropped = {target.search.previous_generation(), target.store.previous_generation()} - {None}
+        for generation in dropped:
+            target.search.drop_generation(generation)
+            target.store.drop_generation(generation)
+        target.store.apply_switch(report.generation, None, None)
+    return {**removed, "rebuilt_generation": report.generation, "dropped_generations": sorted(dropped)}

@@ -1,4 +1,4 @@
-"""``mediavault jobs`` and ``mediavault capacity``: Typer commands the main CLI mounts.
+"""``mediavault jobs``, ``capacity`` and ``forget``: Typer commands the main CLI mounts.
 
 The main CLI calls ``configure(settings_factory, fail)`` when mounting them."""
 
@@ -24,11 +24,24 @@ _settings_factory: Callable[[], MediavaultSettings] = load_settings
 _fail_handler: Callable[[BaseException], Any] | None = None
 
 
+def _run_in_place(call: Callable[[], Any]) -> Any:
+    return call()
+
+
+_flow_runner: Callable[[Callable[[], Any]], Any] = _run_in_place
+
+
 def configure(
-    settings_factory: Callable[[], MediavaultSettings], fail: Callable[[BaseException], Any]
+    settings_factory: Callable[[], MediavaultSettings],
+    fail: Callable[[BaseException], Any],
+    run_flow: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> None:
-    global _settings_factory, _fail_handler
+    """How these commands load settings, report a failure (``fail`` must not return) and run a
+    Prefect flow in this process."""
+    global _settings_factory, _fail_handler, _flow_runner
     _settings_factory, _fail_handler = settings_factory, fail
+    if run_flow is not None:
+        _flow_runner = run_flow
 
 
 def _fail(exc: BaseException) -> NoReturn:
@@ -151,3 +164,66 @@ def capacity_command(
             console.print("every threshold is met")
     if findings:
         raise typer.Exit(1)
+
+
+def forget_command(
+    media_id: Annotated[
+        str, typer.Argument(help="The media id, all 64 characters (no prefix: this erases).")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help='Why, e.g. "consent withdrawn" (kept in the tombstone).')
+    ],
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Erase. Without it, only list what would go.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Erase a media item on request: media, runs, edits, archived copies, earlier manifest
+    versions, index entries and job events. A dry run unless --apply. Refused under legal hold."""
+    from mediavault.lifecycle.forget import forget, record_forget
+    from mediavault.vault import vault_from_settings
+
+    try:
+        settings = _settings_factory()
+        if apply:
+            from flows.forget import forget_flow
+
+            summary = _flow_runner(
+                lambda: forget_flow(media_id=media_id, reason=reason, apply=True, requested_by="cli")
+            )
+        else:
+            vault = vault_from_settings(settings)
+            result = forget(vault, media_id, reason, "cli")
+            record_forget(vault, result, "cli", reason)
+            summary = result.as_dict()
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    if summary["already_forgotten"]:
+        console.print(
+            f"already forgotten: {escape(json.dumps(summary['already_forgotten']))}", highlight=False
+        )
+    table = Table("tier", "key")
+    for key in summary["hot"]:
+        table.add_row("vault", escape(key))
+    for item in summary["archive"]:
+        table.add_row(escape(item["tier"]), escape(item["key"]))
+    for key in summary["manifests"]:
+        table.add_row("vault (manifest)", escape(key))
+    console.print(table)
+    if apply:
+        console.print(
+            f"[green]forgotten[/]: {summary['deleted']} object(s) erased; tombstone manifest "
+            f"v{summary['tombstone_version']}; index: {escape(json.dumps(summary['index']))}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"dry run: {summary['objects']} object(s) would be erased, plus the item's index entries "
+            "and job events; nothing changed. Add --apply to erase.",
+            highlight=False,
+        )

@@ -1,16 +1,19 @@
-"""/api/v1/audit (admin), /api/v1/stats and /api/v1/jobs (the caller's scope)."""
+"""/api/v1/audit and /api/v1/media/{id}/forget (admin), /api/v1/stats and /api/v1/jobs (the
+caller's scope)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from mediavault.access.audit import read_audit
+from mediavault.errors import InputError
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, require
-from mediavault.web.errors import query_time
+from mediavault.web.errors import ApiError, query_time
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -70,3 +73,54 @@ def jobs(
             headers={"Content-Disposition": 'attachment; filename="mediavault-jobs.csv"'},
         )
     return {"items": [job.as_dict() for job in found]}
+
+
+class ForgetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, description='Why, e.g. "consent withdrawn"')
+    apply: bool = Field(False, description="False lists what would go; True erases")
+
+
+@router.post("/media/{media_id}/forget")
+def forget(
+    media_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    body: ForgetRequest,
+    services: ServicesDep,
+    caller: Annotated[Caller, Depends(require("admin"))],
+) -> dict[str, Any]:
+    """Erase a media item on request (admin only): its media, runs, edits, archived copies, earlier
+    manifest versions, index and search documents. A tombstone remains. The search index is
+    rebuilt, so this can take a while. Refused (409) under legal hold."""
+    from mediavault.backends import index_target
+    from mediavault.errors import LegalHold
+    from mediavault.lifecycle.forget import forget as forget_media
+    from mediavault.reindex import purge_media
+
+    by = f"token:{caller.principal.token_id}"
+    try:
+        result = forget_media(
+            services.vault,
+            media_id,
+            body.reason,
+            by,
+            apply=body.apply,
+            remove_from_index=lambda m: purge_media(index_target(services.settings), m),
+        )
+    except LegalHold as exc:
+        caller.audit(services, "forget", media_id, outcome="refused", reason=body.reason, error=str(exc))
+        raise ApiError(409, str(exc)) from None
+    except InputError as exc:
+        if exc.field == "reason":
+            raise ApiError(422, exc.message, {"field": "body.reason"}) from None
+        raise ApiError(404, "no such media item", {"field": "path.media_id"}) from None
+    outcome = "ok" if result.applied else "planned"
+    caller.audit(
+        services,
+        "forget",
+        media_id,
+        outcome=outcome,
+        reason=body.reason,
+        objects=result.plan.as_dict()["objects"],
+    )
+    services.forget_storage_stats()
+    return result.as_dict()

@@ -1,0 +1,267 @@
+"""Forget: erase a media item on request (consent withdrawn, takedown, GDPR erasure).
+
+What goes: the media bytes, every run's raw outputs, Parquet and renderings, the edits, every
+archived copy, every earlier manifest version (they hold titles and descriptions), its index and
+search documents (the search generations are rebuilt, so no deleted document lingers in a
+segment or a rollback generation) and its job events. What stays: a tombstone manifest version
+(id, when, who, reason; no content), its journal record, and the audit record of the forget.
+
+The steps run in an order that converges when a run dies part-way and is run again:
+
+1. plan from every manifest version (archive copies are found through them, and by listing
+   each archive tier under the item's prefix);
+2. delete the archived copies (a crash here leaves the item committed, with copies gone that a
+   re-run deletes again);
+3. commit the tombstone: from here on every reader treats the item as absent, and every commit
+   for it is refused (``MediaForgotten``), so an ingest racing the forget cannot bring it back;
+4. delete the hot objects and edits under the garbage-collection claim (an ingest in flight on the
+   same bytes holds a pin: the forget waits for it, then deletes what it wrote);
+5. delete the earlier manifest versions and their journal markers;
+6. remove it from MongoDB (every generation), job events and search, then rebuild the index.
+
+A legal hold blocks a forget. Nothing is deleted before the hold is checked, and the tombstone's
+commit checks it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mediavault import manifests
+from mediavault.edits import edits_prefix
+from mediavault.errors import ConflictError, InputError, LegalHold
+from mediavault.lifecycle.engine import default_archive_url
+from mediavault.models import Forgotten, Manifest, MediaInfo, MediaMetadata, MediaProbe, utc_now
+from mediavault.tiers import ArtifactReader
+from mediavault.vault import pins
+from mediavault.vault.base import Vault
+from mediavault.vault.keys import (
+    SHA256_RE,
+    manifest_journaled_key,
+    manifest_key,
+    manifest_prefix,
+    media_prefix,
+    parse_manifest_version,
+)
+
+PIN_WAIT_SECONDS = 120.0
+Hook = Callable[[str, str], None]
+
+
+def _no_hook(step: str, key: str) -> None:
+    pass
+
+
+@dataclass
+class ForgetPlan:
+    media_id: str
+    hot_keys: list[str] = field(default_factory=list)
+    archive_keys: list[tuple[str, str]] = field(default_factory=list)  # (archive tier url, key)
+    manifest_keys: list[str] = field(default_factory=list)  # earlier versions and their markers
+    tombstone: Forgotten | None = None  # set when a forget already committed its tombstone
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "media_id": self.media_id,
+            "already_forgotten": self.tombstone.model_dump(mode="json") if self.tombstone else None,
+            "hot": self.hot_keys,
+            "archive": [{"tier": url, "key": key} for url, key in self.archive_keys],
+            "manifests": self.manifest_keys,
+            "objects": len(self.hot_keys) + len(self.archive_keys) + len(self.manifest_keys),
+        }
+
+
+@dataclass
+class ForgetResult:
+    plan: ForgetPlan
+    applied: bool
+    tombstone_version: int | None = None
+    deleted: list[str] = field(default_factory=list)
+    index: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.plan.as_dict(),
+            "applied": self.applied,
+            "tombstone_version": self.tombstone_version,
+            "deleted": len(self.deleted),
+            "index": self.index,
+        }
+
+
+def _check_media_id(media_id: str) -> str:
+    media_id = media_id.strip().lower()
+    if not SHA256_RE.match(media_id):
+        raise InputError("forget", "media_id", f"not a media id (64 hex characters): {media_id[:80]!r}")
+    return media_id
+
+
+def _versions(vault: Vault, media_id: str) -> list[int]:
+    return manifests.manifest_versions(vault, media_id)
+
+
+def plan_forget(vault: Vault, media_id: str, archive_urls: list[str] | None = None) -> ForgetPlan:
+    """Every object a forget removes, on every tier; reads only. Refuses an unknown item and one
+    under legal hold."""
+    media_id = _check_media_id(media_id)
+    versions = _versions(vault, media_id)
+    if not versions:
+        raise InputError("forget", "media_id", f"no media item {media_id} in the vault")
+    newest = manifests.read_manifest(vault, media_id, versions[-1])
+    if newest.legal_hold:
+        raise LegalHold(f"media {media_id} is under legal hold: lift the hold before it can be forgotten")
+    plan = ForgetPlan(media_id, tombstone=newest.forgotten)
+    tiers = {default_archive_url(vault), *(archive_urls or [])}
+    for version in versions:
+        try:
+            manifest = manifests.read_manifest(vault, media_id, version)
+        except KeyError:
+            continue  # deleted by an earlier, interrupted forget
+        tiers.update(a.archive.tier_url for a in manifest.artifacts if a.archive is not None)
+    reader = ArtifactReader(vault)
+    for url in sorted(tiers):
+        archive = reader.archive_vault(url)
+        plan.archive_keys.extend((url, key) for key in archive.list_keys(media_prefix(media_id)))
+    plan.hot_keys = [*vault.list_keys(media_prefix(media_id)), *vault.list_keys(edits_prefix(media_id))]
+    keep = {manifest_key(media_id, versions[-1]), manifest_journaled_key(media_id, versions[-1])}
+    if newest.forgotten is None:
+        keep = set()  # the tombstone is not written yet: every version present goes
+    plan.manifest_keys = [k for k in vault.list_keys(manifest_prefix(media_id)) if k not in keep]
+    return plan
+
+
+def tombstone(media_id: str, forgotten: Forgotten) -> Manifest:
+    """A manifest version that says only that the item was erased, when, by whom and why."""
+    return Manifest(
+        media_id=media_id,
+        version=0,
+        previous_version=None,
+        created_at=forgotten.at,
+        change="forget",
+        metadata=MediaMetadata(),
+        media=MediaInfo(
+            sha256=media_id,
+            size=0,
+            original_filename="",
+            content_type="",
+            probe=MediaProbe(container="", duration_seconds=None, streams=[]),
+        ),
+        runs=[],
+        artifacts=[],
+        forgotten=forgotten,
+    )
+
+
+def _commit_tombstone(vault: Vault, media_id: str, forgotten: Forgotten) -> int:
+    def derive(current: Manifest | None) -> Manifest:
+        if current is not None and current.legal_hold:
+            raise LegalHold(f"media {media_id} was put under legal hold: not forgotten")
+        return tombstone(media_id, forgotten)
+
+    return manifests.commit(vault, media_id, derive).manifest.version
+
+
+def _delete_hot(vault: Vault, media_id: str, keys: list[str], hook: Hook, deleted: list[str]) -> None:
+    """Delete under the claim protocol; wait while an ingest of the same bytes holds a pin (its
+    commit will be refused, and what it stored is deleted on the next pass)."""
+    deadline = time.monotonic() + PIN_WAIT_SECONDS
+    pending = [k for k in keys if k.startswith("media/")]
+    while True:
+
+        def delete(key: str) -> None:
+            hook("delete", key)
+            vault.delete(key)
+            deleted.append(key)
+
+        _, kept_because = pins.collect(vault, media_id, pending, lambda: set(), delete)
+        pending = list(vault.list_keys(media_prefix(media_id)))
+        if not pending and not pins.live_pins(vault, media_id):
+            return
+        if time.monotonic() > deadline:
+            raise ConflictError(
+                f"media {media_id}: {kept_because or 'objects keep appearing'}; the tombstone is "
+                "committed, run the forget again once the ingest in flight has ended"
+            )
+        time.sleep(pins.POLL_SECONDS)
+
+
+def forget(
+    vault: Vault,
+    media_id: str,
+    reason: str,
+    by: str,
+    apply: bool = False,
+    archive_urls: list[str] | None = None,
+    remove_from_index: Callable[[str], dict[str, Any]] | None = None,
+    hook: Hook = _no_hook,
+) -> ForgetResult:
+    """Plan (default) or apply a forget. ``remove_from_index`` removes the item from the index
+    and search and rebuilds them (see ``purge_from_index``); None leaves the index to the next
+    re-index, which drops the item too."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InputError("forget", "reason", "say why the item is forgotten (--reason)")
+    if len(reason) > 2000:
+        raise InputError("forget", "reason", "at most 2000 characters")
+    plan = plan_forget(vault, media_id, archive_urls)
+    result = ForgetResult(plan, applied=apply)
+    if not apply:
+        return result
+    media_id = plan.media_id
+    reader = ArtifactReader(vault)
+    for url, key in plan.archive_keys:
+        hook("delete-archive", key)
+        reader.archive_vault(url).delete(key)
+        result.deleted.append(f"{url} {key}")
+    if plan.tombstone is None:
+        hook("tombstone", media_id)
+        forgotten = Forgotten(at=utc_now(), by=by, reason=reason)
+        result.tombstone_version = _commit_tombstone(vault, media_id, forgotten)
+    else:
+        result.tombstone_version = _versions(vault, media_id)[-1]
+    _delete_hot(vault, media_id, plan.hot_keys, hook, result.deleted)
+    for key in [k for k in plan.hot_keys if not k.startswith("media/")]:  # edits
+        hook("delete", key)
+        vault.delete(key)
+        result.deleted.append(key)
+    tombstone_keys = {
+        manifest_key(media_id, result.tombstone_version),
+        manifest_journaled_key(media_id, result.tombstone_version),
+    }
+    for key in vault.list_keys(manifest_prefix(media_id)):
+        version = parse_manifest_version(key.replace(".journaled", ".json"))
+        if key in tombstone_keys or version is None or version >= result.tombstone_version:
+            continue
+        hook("delete-manifest", key)
+        vault.delete(key)
+        result.deleted.append(key)
+    if remove_from_index is not None:
+        hook("index", media_id)
+        result.index = remove_from_index(media_id)
+    return result
+
+
+def record_forget(vault: Vault, result: ForgetResult, by: str, reason: str, **detail: Any) -> None:
+    """The audit record of a forget (planned or applied): who, why, how much went."""
+    from mediavault.access.audit import AuditRecord, write_records
+
+    write_records(
+        vault,
+        [
+            AuditRecord(
+                action="forget",
+                outcome="ok" if result.applied else "planned",
+                actor=by,
+                media_id=result.plan.media_id,
+                detail={
+                    "reason": reason,
+                    "objects": result.plan.as_dict()["objects"],
+                    "tombstone_version": result.tombstone_version,
+                    **{k: v for k, v in detail.items() if v is not None},
+                },
+            )
+        ],
+    )

@@ -1,0 +1,270 @@
+"""Forget (erasure on request): after it, no byte of the item or its text is left in the vault,
+the archive tier or the index; a neighbour is intact; a legal hold refuses it; a run killed at
+any step converges when run again."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mediavault import edits, fixity, manifests, reindex, status
+from mediavault.errors import InputError, LegalHold, MediaForgotten
+from mediavault.index_store import MongoIndexStore
+from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.lifecycle import engine
+from mediavault.lifecycle.forget import forget
+from mediavault.lifecycle.policy import Policies
+from mediavault.models import utc_now
+from mediavault.reindex import IndexTarget
+from mediavault.search import SearchQuery
+from mediavault.search.tantivy_index import TantivySearchIndex
+from mediavault.settings import MediavaultSettings
+from mediavault.vault import LocalVault
+from mediavault.vault.base import Vault
+from tests.conftest import REAL
+from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
+
+SECRET_TITLE = "Zygomorphic interview of Quillon Varga"
+SECRET_EDIT = "Quillon said xylophonics in confidence"
+STEPS = ("delete-archive", "tombstone", "delete", "delete-manifest", "index")
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(step: str, after: int = 0):
+    seen = {"n": 0}
+
+    def hook(name: str, key: str) -> None:
+        if name == step:
+            if seen["n"] >= after:
+                raise Crash(f"killed at {step} {key}")
+            seen["n"] += 1
+
+    return hook
+
+
+@pytest.fixture
+def world(tmp_path: Path, vault: Vault, mongo_db):
+    target = IndexTarget(vault, MongoIndexStore(mongo_db), TantivySearchIndex(tmp_path / "search"))
+    settings = MediavaultSettings(home=tmp_path / "home", mongo_mode="disabled")
+    secret = ingest(
+        vault,
+        IngestRequest(
+            media=str(JFK_MEDIA),
+            outputs=[OutputSpec(str(JFK_JSON))],
+            metadata={"title": SECRET_TITLE, "description": "about Quillon Varga", "owner": "newsroom"},
+        ),
+        settings,
+    ).media_id
+    run_id = manifests.latest_manifest(vault, secret).current_run().run_id
+    edits.add_edit(vault, secret, "correct-text", {"run_id": run_id, "seq": 0, "text": SECRET_EDIT})
+    neighbour_media = make_wav(tmp_path / "neighbour.wav", 300, 330)
+    neighbour = ingest(
+        vault,
+        IngestRequest(
+            media=str(neighbour_media),
+            outputs=[OutputSpec(str(REAL / "whisperx_en_schoolboard_short.json"))],
+            metadata={"title": "School board", "owner": "newsroom"},
+        ),
+        settings,
+    ).media_id
+    archived = engine.run(vault, Policies(), dry_run=False, now=utc_now() + timedelta(days=400))
+    assert not archived.errors and archived.done, "both items have archive copies"
+    reindex.full_rebuild(target)
+    status.record_event(mongo_db, "job-1", "committed", secret)
+    assert target.search.search(SearchQuery(text="xylophonics")).total == 1
+    return target, secret, neighbour, JFK_MEDIA.read_bytes()[4096:4160], tmp_path
+
+
+def every_object(vault: Vault) -> dict[str, bytes]:
+    """Every object of the vault and its archive tier (the S3 archive shares the bucket)."""
+    found = {key: vault.get_bytes(key) for key in vault.list_keys("")}
+    if isinstance(vault, LocalVault):
+        archive = LocalVault(Path(engine.default_archive_url(vault).removeprefix("file://")))
+        found.update({f"archive:{key}": archive.get_bytes(key) for key in archive.list_keys("")})
+    return found
+
+
+def disk_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def mongo_text(database) -> str:
+    return "\n".join(
+        json.dumps(list(database[name].find({})), default=str) for name in database.list_collection_names()
+    )
+
+
+def assert_erased(target: IndexTarget, secret: str, audio: bytes, tmp_path: Path) -> None:
+    objects = every_object(target.vault)
+    left = sorted(k for k in objects if secret in k)
+    tombstone = manifests.manifest_versions(target.vault, secret)[-1]
+    assert left == [
+        f"manifests/{secret}/v{tombstone:08d}.journaled",
+        f"manifests/{secret}/v{tombstone:08d}.json",
+    ], left
+    for key, data in objects.items():
+        for needle in (SECRET_TITLE.encode(), b"xylophonics", b"Quillon", audio):
+            assert needle not in data, f"{needle[:20]!r} left in {key}"
+    search_files = disk_bytes(tmp_path / "search")
+    assert b"xylophonics" not in search_files and b"Quillon" not in search_files
+    database = target.store.database
+    text = mongo_text(database)
+    assert secret not in text and "Quillon" not in text and "xylophonics" not in text
+    assert target.search.search(SearchQuery(text="xylophonics")).total == 0
+    assert target.search.search(SearchQuery(text="Quillon")).media == []
+
+
+def assert_neighbour_intact(target: IndexTarget, neighbour: str) -> None:
+    report = fixity.check_vault(target.vault)
+    assert report.ok, (report.mismatches, report.missing, report.errors)
+    assert fixity.check_media(target.vault, neighbour).checked > 0
+    assert target.search.search(SearchQuery(text="board", media_id=neighbour)).total > 0
+    assert target.store.database is not None
+
+
+def test_a_dry_run_lists_every_tier_and_changes_nothing(world) -> None:
+    target, secret, _, _, _ = world
+    before = every_object(target.vault)
+    plan = forget(target.vault, secret, "consent withdrawn", "editor@newsroom").plan.as_dict()
+    assert any(a["key"].endswith("/original") for a in plan["archive"]), "the media itself is archived"
+    assert any(k.startswith("edits/") for k in plan["hot"]) and plan["manifests"]
+    assert every_object(target.vault) == before
+
+
+def test_forget_erases_everything_and_keeps_a_tombstone(world) -> None:
+    target, secret, neighbour, audio, tmp_path = world
+    result = forget(
+        target.vault,
+        secret,
+        "consent withdrawn",
+        "editor@newsroom",
+        apply=True,
+        remove_from_index=lambda m: reindex.purge_media(target, m),
+    )
+    assert result.applied and result.index["media_documents"] >= 1 and result.index["job_events"] == 1
+    assert_erased(target, secret, audio, tmp_path)
+    assert_neighbour_intact(target, neighbour)
+    stone = manifests.newest_manifest(target.vault, secret)
+    assert stone.forgotten.reason == "consent withdrawn" and stone.forgotten.by == "editor@newsroom"
+    assert (stone.runs, stone.artifacts, stone.metadata.title) == ([], [], None)
+    assert manifests.latest_manifest(target.vault, secret) is None
+    # Nothing brings it back: a full re-index, a new ingest of the same bytes, an edit.
+    reindex.full_rebuild(target)
+    assert target.search.search(SearchQuery(text="xylophonics")).total == 0
+    settings = MediavaultSettings(home=tmp_path / "home2", mongo_mode="disabled")
+    with pytest.raises(MediaForgotten, match="erased on request"):
+        ingest(
+            target.vault,
+            IngestRequest(media=str(JFK_MEDIA), outputs=[OutputSpec(str(JFK_JSON))], metadata={}),
+            settings,
+        )
+    with pytest.raises(InputError):
+        edits.add_edit(target.vault, secret, "fix-metadata", {"title": "back"})
+    # Running it again changes nothing and says it was already done.
+    again = forget(target.vault, secret, "consent withdrawn", "editor@newsroom", apply=True)
+    assert again.plan.tombstone is not None and again.tombstone_version == result.tombstone_version
+
+
+def test_a_legal_hold_blocks_forget(world) -> None:
+    target, secret, _, _, _ = world
+    engine.set_legal_hold(target.vault, secret, True)
+    before = every_object(target.vault)
+    with pytest.raises(LegalHold, match="legal hold"):
+        forget(target.vault, secret, "takedown", "admin", apply=True)
+    assert every_object(target.vault) == before
+    with pytest.raises(InputError, match="reason"):
+        forget(target.vault, secret, "  ", "admin")
+
+
+@pytest.mark.hardening
+@pytest.mark.parametrize("step", STEPS)
+def test_a_forget_killed_at_any_step_converges_on_a_rerun(world, step: str) -> None:
+    target, secret, neighbour, audio, tmp_path = world
+
+    def purge(media_id: str):
+        return reindex.purge_media(target, media_id)
+
+    with pytest.raises(Crash):
+        forget(
+            target.vault,
+            secret,
+            "takedown",
+            "admin",
+            apply=True,
+            remove_from_index=purge,
+            hook=crash_at(step),
+        )
+    forget(target.vault, secret, "takedown", "admin", apply=True, remove_from_index=purge)
+    assert_erased(target, secret, audio, tmp_path)
+    assert_neighbour_intact(target, neighbour)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_cli_plans_then_applies_through_the_flow_and_audits(tmp_path: Path, mongo_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from mediavault.access.audit import read_audit
+    from mediavault.cli import app
+
+    env = {
+        "MEDIAVAULT_HOME": str(tmp_path / "home"),
+        "MEDIAVAULT_MONGO_MODE": "external",
+        "MEDIAVAULT_MONGO_URL": mongo_url,
+        "MEDIAVAULT_MONGO_DATABASE": f"forget_{tmp_path.name[-16:]}",
+    }
+    vault = LocalVault(tmp_path / "home" / "vault")
+    settings = MediavaultSettings(home=tmp_path / "home", mongo_mode="disabled")
+    request = IngestRequest(
+        media=str(JFK_MEDIA), outputs=[OutputSpec(str(JFK_JSON))], metadata={"title": SECRET_TITLE}
+    )
+    media_id = ingest(vault, request, settings).media_id
+    runner = CliRunner()
+    assert runner.invoke(app, ["reindex", "--full"], env=env).exit_code == 0
+    planned = runner.invoke(app, ["forget", media_id, "--reason", "consent withdrawn"], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert "would be erased" in planned.output and "nothing changed" in " ".join(planned.output.split())
+    listed = json.loads(runner.invoke(app, ["forget", media_id, "--reason", "check", "--json"], env=env).output)
+    assert f"media/{media_id}/original" in listed["hot"] and listed["applied"] is False
+    assert manifests.latest_manifest(vault, media_id) is not None
+    prefix = runner.invoke(app, ["forget", media_id[:12], "--reason", "x"], env=env)
+    assert prefix.exit_code == 2 and "media_id" in prefix.output, "a prefix never erases"
+    applied = runner.invoke(app, ["forget", media_id, "--reason", "consent withdrawn", "--apply"], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert "forgotten" in applied.output and manifests.latest_manifest(vault, media_id) is None
+    found = runner.invoke(app, ["search", "fellow"], env=env)
+    assert "0 hit(s)" in found.output, found.output
+    records = [r for r in read_audit(vault, action="forget") if r.media_id == media_id]
+    assert sorted(r.outcome for r in records) == ["ok", "planned", "planned"]  # the --json plan too
+    assert all(r.actor == "cli" and r.detail["reason"] in ("consent withdrawn", "check") for r in records)
+
+
+def test_the_api_forgets_for_admins_only(tmp_path: Path, mongo_url: str) -> None:
+    from mediavault.settings import S3Options, WebOptions
+    from tests import web_site
+
+    web = WebOptions(audit_flush_seconds=0.2)
+    vault_url = (tmp_path / "vault").resolve().as_uri()
+    with web_site.running_site(tmp_path, vault_url, S3Options(), mongo_url, web, "local") as site:
+        path = f"/api/v1/media/{site.alice_media}/forget"
+        with site.client("admin") as admin, site.client("alice-editor") as editor:
+            assert editor.post(path, json={"reason": "mine"}).status_code == 403
+            plan = admin.post(path, json={"reason": "takedown"})
+            assert plan.status_code == 200 and plan.json()["applied"] is False and plan.json()["objects"] > 3
+            assert admin.post(path, json={"reason": "   "}).status_code == 422
+            assert admin.post(path, json={"reason": "x", "colour": 1}).status_code == 422
+            engine.set_legal_hold(site.vault, site.alice_media, True)
+            assert admin.post(path, json={"reason": "takedown", "apply": True}).status_code == 409
+            engine.set_legal_hold(site.vault, site.alice_media, False)
+            done = admin.post(path, json={"reason": "takedown", "apply": True})
+            assert done.status_code == 200 and done.json()["index"]["media_documents"] >= 1
+            assert admin.get(f"/api/v1/media/{site.alice_media}").status_code == 404
+            assert admin.get("/api/v1/search", params={"q": "ask not"}).json()["total"] == 0
+            assert admin.post(f"/api/v1/media/{'0' * 64}/forget", json={"reason": "x"}).status_code == 404
+            audit = admin.get("/api/v1/audit", params={"action": "forget"}).json()["items"]
+            assert sorted(r["outcome"] for r in audit) == ["ok", "planned", "refused"]
