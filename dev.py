@@ -55,6 +55,42 @@ BROWSER_HELP = (
 )
 
 
+def apt_install(packages: list[str], what: str) -> bool:
+    """Install Debian packages when we can (root with apt-get); False when we cannot."""
+    apt = shutil.which("apt-get")
+    if not (apt and hasattr(os, "geteuid") and os.geteuid() == 0):
+        return False
+    print(f"installing {what}: apt-get install {' '.join(packages)} ...", flush=True)
+    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([apt, "update", "-qq"], env=quiet, check=False)
+    subprocess.run([apt, "install", "-y", "-qq", *packages], env=quiet, check=False)
+    return True
+
+
+LUCENE_JARS = Path(os.environ.get("MEDIAVAULT_LUCENE_JARS", "/usr/share/java"))
+
+
+def _lucene_missing() -> list[str]:
+    missing = [] if any(LUCENE_JARS.glob("lucene-core-*.jar")) else ["liblucene8-java"]
+    return missing + ([] if shutil.which("java") and shutil.which("javac") else ["default-jdk-headless"])
+
+
+def ensure_lucene() -> None:
+    """The Solr tests check the shipped configset with real Lucene (tests/lucene_oracle): install
+    Debian's Lucene jars and a JDK when they are missing and we can."""
+    missing = _lucene_missing()
+    if missing and "MEDIAVAULT_LUCENE_JARS" not in os.environ:
+        apt_install(missing, "the Lucene oracle")
+        missing = _lucene_missing()
+    if missing:
+        print(
+            "warning: the Solr tests need Lucene's jars, java and javac: "
+            f"apt-get install -y {' '.join(missing)} "
+            "(or set MEDIAVAULT_LUCENE_JARS to a folder of Lucene 8 jars)",
+            file=sys.stderr,
+        )
+
+
 def ensure_browsers(pytest_args: list[str]) -> None:
     """The browser tests drive the system's Chromium and Firefox: install Debian's packages when
     they are missing and we can (root with apt-get), else stop with how to do it."""
@@ -63,14 +99,8 @@ def ensure_browsers(pytest_args: list[str]) -> None:
     missing = [browser for browser in BROWSERS if not Path(browser[0]).exists()]
     if not missing:
         return
-    apt = shutil.which("apt-get")
     default = all(path == f"/usr/bin/{package}" for path, package, _ in missing)
-    if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and default:
-        packages = [package for _, package, _ in missing]
-        print(f"installing the test browsers: apt-get install {' '.join(packages)} ...", flush=True)
-        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run([apt, "update", "-qq"], env=quiet, check=False)
-        subprocess.run([apt, "install", "-y", "-qq", *packages], env=quiet, check=False)
+    if default and apt_install([package for _, package, _ in missing], "the test browsers"):
         missing = [browser for browser in missing if not Path(browser[0]).exists()]
         if not missing:
             return
@@ -92,6 +122,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         ensure_browsers(rest)
+        ensure_lucene()
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     elif command == "demo":
         args = [str(BIN / "mediavault"), "demo", *rest]

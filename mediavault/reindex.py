@@ -368,6 +368,7 @@ def finish_rebuild(
 
     The switch is recorded first (``begin_switch``), so a crash between the search switch and
     MongoDB's is finished by the next run (``recover_switch``)."""
+    target.search.commit(generation)  # other workers' documents become visible before catch-up replaces them
     last_seq, replayed = catch_up(target, generation, start_seq, digests)
     target.search.commit(generation)
     verify_generation(target, generation, digests)

@@ -1,112 +1,105 @@
-"""Words found the way a speaker of the language types them, on the embedded (Tantivy) backend.
+"""Words found the way a speaker of the language types them, on every search engine.
 
-The statements below are written by hand for these tests (not transcripts); each row of QUERIES
-says, from the documented analysis in mediavault/search/analysis.py, which statements a query
-must find. The Solr side of this table (the shipped configset, checked against real Lucene) is
-still to come; see the issue's note.
+The table (tests/search_parity.py) runs on the embedded Tantivy backend, on the Solr stand-in
+(whose analysis is real Lucene building the shipped schema's chains, tests/lucene_oracle) and, with
+MEDIAVAULT_TEST_SOLR_URL set, on a real Solr holding the shipped configset.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mediavault.search import SearchQuery
+from mediavault.search import SearchIndex, SearchQuery
+from mediavault.search.solr_index import SolrSearchIndex
 from mediavault.search.tantivy_index import TantivySearchIndex
+from tests.search_parity import CASES, HIGHLIGHTS, Case, Highlight, statements
 
 MEDIA = "d" * 64
 RUN = "e" * 32
-
-STATEMENTS = {
-    # key: (language, text), all written by hand
-    "fr-accent": ("fr", "Le projet résidentiel sera présenté demain."),
-    "fr-plain": ("fr", "Un quartier residentiel, écrit sans accent."),
-    "fr-elision": ("fr", "C'est l'Internet des objets qu'on attendait."),
-    "it-elision": ("it", "Il bilancio dell'anno scorso è stato approvato."),
-    "de-compound": ("de", "Die Donaudampfschifffahrtsgesellschaftskapitänswitwe sprach zuerst."),
-    "ru-long": ("ru", "Главная достопримечательность города — старый мост."),
-    "ja-sentence": ("ja", "東京都議会の予算審議が始まりました。"),
-    "en-plural": ("en", "The councils voted on the budgets."),
-    "es-plural": ("es", "Las elecciones municipales fueron ayer."),
-    "ca-elision": ("ca", "L'Ajuntament de Barcelona ha aprovat el pressupost."),
-    "none": ("", "Statement without a language: naïve café décor."),
-}
-
-# (query text, language filter or None, the statements it must find; order matters where ranked)
-QUERIES: list[tuple[str, str | None, list[str], bool]] = [
-    # accents: folded matches, and the form as typed ranks first
-    ("residentiel", None, ["fr-plain", "fr-accent"], True),
-    ("résidentiel", None, ["fr-accent", "fr-plain"], True),
-    ("presente", "fr", ["fr-accent"], False),
-    ("naive cafe decor", None, ["none"], False),
-    # elision (apostrophes separate words)
-    ("internet", None, ["fr-elision"], False),
-    ('"l\'internet"', None, ["fr-elision"], False),
-    ("c'est", None, ["fr-elision"], False),
-    ("anno", "it", ["it-elision"], False),
-    ("ajuntament", None, ["ca-elision"], False),
-    # long words are split the same way at index and query time, never dropped
-    ("Donaudampfschifffahrtsgesellschaftskapitänswitwe", None, ["de-compound"], False),
-    ("donaudampfschifffahrtsgesellschaftskapitanswitwe", None, ["de-compound"], False),
-    ("достопримечательность", None, ["ru-long"], False),
-    # stemming in the statement's language
-    ("город", "ru", ["ru-long"], False),
-    ("council", None, ["en-plural"], False),
-    ("vote budget", "en", ["en-plural"], False),
-    ("elección", "es", ["es-plural"], False),
-    # CJK inside an unsegmented sentence: a phrase of its characters
-    ("予算", None, ["ja-sentence"], False),
-    ("予算審議", None, ["ja-sentence"], False),
-    ("東京", None, ["ja-sentence"], False),
-    ("算予", None, [], False),
-    # things that must not match
-    ("résidence", None, [], False),
-    ("internets", "fr", ["fr-elision"], False),  # the French stemmer takes the plural off
-    ("intern", None, [], False),  # words match whole, never as prefixes
-]
+ENGINES = ["tantivy", "solr-fake"] + (["solr-real"] if os.environ.get("MEDIAVAULT_TEST_SOLR_URL") else [])
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> TantivySearchIndex:
-    search = TantivySearchIndex(tmp_path_factory.mktemp("multilingual") / "tantivy")
-    search.create_generation(1)
-    search.add(
-        1,
-        [
-            {
-                "id": f"{MEDIA}:{RUN}:{seq}",
-                "media_id": MEDIA,
-                "run_id": RUN,
-                "seq": seq,
-                "owner": "team",
-                "speaker": key,
-                "speaker_name": key,
-                "text": text,
-                "start": float(seq),
-                "end": float(seq) + 1,
-                "language": language,
-                "title": "hand-written multilingual statements",
-                "tags": [],
-                "ingested_at": "2026-11-01T00:00:00+00:00",
-            }
-            for seq, (key, (language, text)) in enumerate(STATEMENTS.items())
-        ],
-    )
-    search.commit(1)
-    search.switch(1)
-    return search
+def documents() -> list[dict]:
+    return [
+        {
+            "id": f"{MEDIA}:{RUN}:{seq}",
+            "kind": "statement",
+            "media_id": MEDIA,
+            "run_id": RUN,
+            "seq": seq,
+            "owner": "team",
+            "speaker": key,
+            "speaker_name": key,
+            "text": statement.text,
+            "start": float(seq),
+            "end": float(seq) + 1,
+            "language": statement.language,
+            "title": "multilingual statements",
+            "tags": [],
+            "ingested_at": "2026-11-01T00:00:00+00:00",
+        }
+        for seq, (key, statement) in enumerate(statements().items())
+    ]
 
 
-@pytest.mark.parametrize(("text", "language", "expected", "ranked"), QUERIES, ids=[q[0] for q in QUERIES])
-def test_the_table(
-    index: TantivySearchIndex, text: str, language: str | None, expected: list[str], ranked: bool
-) -> None:
-    found = [hit.speaker for hit in index.search(SearchQuery(text=text, language=language, limit=50)).hits]
-    if ranked:
-        assert found == expected
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """(engine name, a search index holding the table's statements, live)."""
+    index: SearchIndex
+    if request.param == "tantivy":
+        index = TantivySearchIndex(tmp_path_factory.mktemp("multilingual") / "tantivy")
+    elif request.param == "solr-fake":
+        index = SolrSearchIndex(request.getfixturevalue("fake_solr").url, name=f"ml{uuid.uuid4().hex[:8]}")
     else:
-        assert sorted(found) == sorted(expected)
+        mode = os.environ.get("MEDIAVAULT_TEST_SOLR_MODE", "cloud")
+        url = os.environ["MEDIAVAULT_TEST_SOLR_URL"]
+        index = SolrSearchIndex(url, name=f"mvml{uuid.uuid4().hex[:8]}", mode=mode)  # type: ignore[arg-type]
+    index.create_generation(1)
+    index.add(1, documents())
+    index.commit(1)
+    index.switch(1)
+    yield request.param, index
+    if request.param == "solr-real":
+        with contextlib.suppress(Exception):
+            index.destroy()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_table(engine: tuple, case: Case) -> None:
+    name, index = engine
+    if name in case.xfail:
+        pytest.xfail(case.xfail[name])
+    result = index.search(SearchQuery(text=case.query, language=case.language, limit=50))
+    found = [hit.speaker for hit in result.hits]
+    expected = list(case.expect(name))
+    if case.ranked:
+        assert found == expected, case.why
+    else:
+        assert sorted(found) == sorted(expected), case.why
+
+
+@pytest.mark.parametrize("case", HIGHLIGHTS, ids=[h.query for h in HIGHLIGHTS])
+def test_matches_found_by_folding_or_stemming_are_highlighted(engine: tuple, case: Highlight) -> None:
+    name, index = engine
+    hits = index.search(SearchQuery(text=case.query, language=case.language)).hits
+    snippets = [hit.snippet for hit in hits]
+    assert any(case.expect(name) in snippet for snippet in snippets), (case.why, snippets)
+
+
+def test_the_table_sources_are_real_or_marked_by_hand() -> None:
+    for key, statement in statements().items():
+        assert statement.text, key
+        assert statement.source == "written by hand" or "#" in statement.source, key
+    used = {key for case in CASES for key in (*case.expected, *(case.solr or ()))}
+    assert used <= statements().keys()
+    languages = {s.language for s in statements().values() if s.source != "written by hand"}
+    assert {"en", "fr", "ru", "ca"} <= languages, "en, fr, ru and ca come from the real fixtures"
 
 
 def test_an_index_built_with_another_analysis_says_how_to_rebuild(tmp_path: Path) -> None:
@@ -122,22 +115,6 @@ def test_an_index_built_with_another_analysis_says_how_to_rebuild(tmp_path: Path
     (tmp_path / "CURRENT.json").write_text('{"live": 1, "previous": null}')
     with pytest.raises(ConfigurationError, match="reindex --full"):
         search.search(SearchQuery(text="anything"))
-
-
-@pytest.mark.parametrize(
-    ("text", "language", "marked"),
-    [
-        ("residentiel", None, "<b>résidentiel</b>"),
-        ("予算", None, "<b>予</b><b>算</b>"),
-        ("council", "en", "<b>councils</b>"),
-        ("internet", None, "l&#x27;<b>Internet</b>"),
-    ],
-)
-def test_matches_found_by_folding_or_stemming_are_highlighted(
-    index: TantivySearchIndex, text: str, language: str | None, marked: str
-) -> None:
-    snippets = [hit.snippet for hit in index.search(SearchQuery(text=text, language=language)).hits]
-    assert any(marked in snippet for snippet in snippets), snippets
 
 
 def test_a_full_rebuild_replaces_an_index_built_with_another_analysis(

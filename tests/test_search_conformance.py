@@ -256,6 +256,28 @@ def test_summary_counts_and_digests(live: SearchIndex) -> None:
     assert live.search(SearchQuery(media_id=M2)).total == 0
 
 
+def test_reprojecting_a_media_item_replaces_its_documents(live: SearchIndex) -> None:
+    """delete_media, then add the new projection, then commit: what the item no longer has is gone,
+    what it still has is updated, other items are untouched; also when the item's previous
+    documents were added in this same batch and are not committed yet."""
+    first, second, _ = DOCS[:3]
+    live.delete_media(1, M1)
+    live.add(1, [{**first, "text": "A corrected statement about the harbour"}, second])
+    live.commit(1)
+    assert sorted(ids(live.search(SearchQuery(media_id=M1)))) == sorted([first["id"], second["id"]])
+    assert ids(live.search(SearchQuery(text="harbour"))) == [first["id"]]
+    assert live.search(SearchQuery(text="fellow")).total == 0, "the old text is gone"
+    assert live.search(SearchQuery(media_id=M2)).total == 2
+    live.add(1, DOCS[:3])  # added again, not committed, then re-projected with less
+    live.delete_media(1, M1)
+    live.add(1, [second])
+    live.commit(1)
+    assert ids(live.search(SearchQuery(media_id=M1))) == [second["id"]]
+    live.delete_media(1, M1)  # the item is gone
+    live.commit(1)
+    assert live.search(SearchQuery(media_id=M1)).total == 0 and live.summary(1)[0] == 2
+
+
 def test_tag_edits_are_searchable_after_reprojection(
     search_index: SearchIndex, mongo_db, tmp_path: Path
 ) -> None:
