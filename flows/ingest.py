@@ -1,4 +1,5 @@
-"""The ingest flows: one media item with its AI outputs, or a whole inbox in chunks."""
+"""The ingest flows: one media item with its AI outputs, a translation or summary added to an
+ingested item, or a whole inbox in chunks."""
 
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ from prefect.states import Failed
 from blocks import resolve_settings
 from mediavault import inbox
 from mediavault.errors import InputError, InsufficientSpace, ObjectsVanished
-from mediavault.ingest import IngestRequest, OutputSpec
+from mediavault.ingest import IngestRequest, OutputSpec, RunRequest
 from mediavault.vault import vault_from_settings
 from tasks.common import submit_in_windows
-from tasks.ingest import commit_manifest, ingest_chunk, record_status, store_media, store_run, validate_inputs
+from tasks.ingest import (
+    commit_added_run,
+    commit_manifest,
+    ingest_chunk,
+    record_status,
+    store_added_run,
+    store_media,
+    store_run,
+    validate_added_run,
+    validate_inputs,
+)
 
 
 def _job_id() -> str:
@@ -150,6 +161,98 @@ def ingest_flow(
     return result
 
 
+@flow(name="add-run", log_prints=True)
+def add_run_flow(
+    media_id: str,
+    kind: str,
+    outputs: list[str],
+    source_run: str | None = None,
+    language: str | None = None,
+    output_format: str | None = None,
+    model: str = "unknown",
+    model_version: str | None = None,
+    model_parameters: dict[str, Any] | None = None,
+    config_block: str | None = None,
+    vault_url: str | None = None,
+) -> dict[str, Any]:
+    """Add a translation or a summary to an ingested media item, as a run of its own kind.
+
+    Args:
+        media_id: The media item (64 hex characters, as `mediavault ls` shows it).
+        kind: 'translation' (of a transcript run, into a target language) or 'summary' (notes,
+            Markdown or JSON, kept byte-exact).
+        outputs: The output file(s) of this run (paths or s3:// URLs). A translation: WhisperX/Whisper
+            JSON, SRT or VTT. A summary: .md / .markdown / .txt or .json.
+        source_run: The run it was made from (32 hex characters). Required for a translation (a
+            transcript run); optional for a summary.
+        language: A translation's target language (required), e.g. 'fr'; a summary's language.
+        output_format: Force the format (whisperx-json, whisper-json, srt, vtt; summary-markdown,
+            summary-json). Empty: detect from the file name.
+        model: Model that produced the output, e.g. 'nllb-200' or 'gpt-4o'.
+        model_version: Version of that model or tool.
+        model_parameters: Parameters of the run (prompt id, temperature, ...).
+        config_block: Name of a 'mediavault-config' block; empty uses MEDIAVAULT_* settings.
+        vault_url: Override the vault (file:///path or s3://bucket/prefix).
+    """
+    logger = get_run_logger()
+    settings = resolve_settings(config_block, vault_url=vault_url)
+    vault = vault_from_settings(settings)
+    job_id = _job_id()
+    request = RunRequest(
+        kind=kind,
+        outputs=[OutputSpec(o, output_format) for o in outputs],
+        source_run_id=source_run or None,
+        language=language or None,
+        provenance={"model": model, "version": model_version, "parameters": model_parameters or {}},
+        media_id=media_id,
+    )
+    try:
+        prepared = validate_added_run(request, settings, vault)
+    except (InputError, InsufficientSpace) as exc:
+        record_status(settings, job_id, "rejected", error=str(exc), media=media_id, kind=kind)
+        create_markdown_artifact(
+            f"# {kind.capitalize()} rejected\n\n`{exc}`\n\nNothing was written.",
+            key="ingest-summary",
+            description=f"{kind} rejected",
+        )
+        raise
+    stored = store_added_run(vault, media_id, prepared)
+    try:
+        committed = commit_added_run(vault, media_id, stored)
+    except ObjectsVanished as exc:
+        logger.warning("%s; storing again", exc)
+        stored = store_added_run.with_options(refresh_cache=True)(vault, media_id, prepared)
+        committed = commit_added_run(vault, media_id, stored)
+    record_status(
+        settings,
+        job_id,
+        "run-added",
+        media_id,
+        manifest=committed.manifest,
+        to_status="committed",
+        manifest_version=committed.manifest.version,
+        run_id=stored.run.run_id,
+        kind=kind,
+    )
+    result = {
+        "media_id": media_id,
+        "run_id": stored.run.run_id,
+        "kind": kind,
+        "manifest_version": committed.manifest.version,
+        "changed": committed.changed,
+        "created_objects": stored.created_objects + int(committed.changed),
+        "journal_seq": committed.journal_seq,
+        "vault": vault.url,
+    }
+    create_markdown_artifact(
+        _summary_markdown(result, committed.manifest),
+        key="ingest-summary",
+        description=f"{kind} {stored.run.run_id} of {media_id[:16]}",
+    )
+    logger.info("committed %s %s as manifest v%d", kind, stored.run.run_id, committed.manifest.version)
+    return result
+
+
 @flow(name="batch-ingest", log_prints=True)
 def batch_ingest_flow(
     source: str,
@@ -167,7 +270,9 @@ def batch_ingest_flow(
 
     Args:
         source: A local folder or an s3://bucket/inbox/ prefix holding media files with sidecar
-            outputs: talk.mp4 + talk.json / talk.srt / talk.vtt + optional talk.meta.json.
+            outputs: talk.mp4 + talk.json / talk.srt / talk.vtt + optional talk.meta.json;
+            translations as talk.translation.<language>.srt (or .vtt, .json) and a summary as
+            talk.summary.md (or .json) ride along and commit with the item.
         owner: Default owner for every item.
         tags: Default tags for every item.
         language: Default spoken language.

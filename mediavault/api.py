@@ -1,11 +1,13 @@
-"""The Python API for people and programs: search, edit, export. Prefect-free."""
+"""The Python API for people and programs: search, edit, export, and add translations and
+summaries to ingested media. Prefect-free."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mediavault import edits, export, reindex
+from mediavault import edits, export, manifests, reindex
 from mediavault.backends import index_target, search_from_settings
+from mediavault.errors import InputError
 from mediavault.search import SearchQuery, SearchResult
 from mediavault.settings import MediavaultSettings, load_settings
 
@@ -62,3 +64,112 @@ def export_transcript(
     from mediavault.vault import vault_from_settings
 
     return export.export(vault_from_settings(_settings(settings)), media_id, format_name, run_id)
+
+
+def export_output(
+    media_id: str,
+    run_id: str | None = None,
+    format_name: str | None = None,
+    settings: MediavaultSettings | None = None,
+) -> bytes:
+    """A run's AI output byte-exact as it was received (default: the run's primary output), e.g. a
+    summary's Markdown: ``export_output(media_id, summary_run_id)``."""
+    from mediavault.vault import vault_from_settings
+
+    vault = vault_from_settings(_settings(settings))
+    return export.run_output(vault, media_id, run_id, format_name).data
+
+
+def runs(media_id: str, settings: MediavaultSettings | None = None) -> list[dict[str, Any]]:
+    """Every run of a media item, oldest first: kind (transcript, translation, summary), language,
+    source run, provenance, counts, and whether search holds it."""
+    from mediavault.projection import load_applied_edits, media_document
+    from mediavault.vault import vault_from_settings
+
+    vault = vault_from_settings(_settings(settings))
+    manifest = manifests.latest_manifest(vault, media_id)
+    if manifest is None:
+        raise InputError(media_id, "media_id", "no such media item in the vault")
+    return media_document(manifest, load_applied_edits(vault, manifest))["runs"]
+
+
+def _add_run(
+    media_id: str,
+    kind: str,
+    outputs: list[str],
+    source_run_id: str | None,
+    language: str | None,
+    model: str,
+    model_version: str | None,
+    parameters: dict[str, Any] | None,
+    output_format: str | None,
+    settings: MediavaultSettings | None,
+) -> dict[str, Any]:
+    from mediavault.ingest import OutputSpec, RunRequest, add_run
+    from mediavault.vault import vault_from_settings
+
+    resolved = _settings(settings)
+    request = RunRequest(
+        kind=kind,
+        outputs=[OutputSpec(location, output_format) for location in outputs],
+        source_run_id=source_run_id,
+        language=language,
+        provenance={"model": model, "version": model_version, "parameters": parameters or {}},
+        media_id=media_id,
+    )
+    return add_run(vault_from_settings(resolved), request, resolved).as_dict()
+
+
+def add_translation(
+    media_id: str,
+    source_run_id: str,
+    language: str,
+    outputs: list[str],
+    model: str = "unknown",
+    model_version: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    output_format: str | None = None,
+    settings: MediavaultSettings | None = None,
+) -> dict[str, Any]:
+    """Add a translation of the transcript run ``source_run_id`` into ``language`` (its output in
+    WhisperX/Whisper JSON, SRT or VTT; paths or s3:// URLs), committed to the vault as a run of its
+    own. The next re-index (``mediavault reindex``) makes it searchable in that language."""
+    return _add_run(
+        media_id,
+        "translation",
+        outputs,
+        source_run_id,
+        language,
+        model,
+        model_version,
+        parameters,
+        output_format,
+        settings,
+    )
+
+
+def add_summary(
+    media_id: str,
+    outputs: list[str],
+    source_run_id: str | None = None,
+    language: str | None = None,
+    model: str = "unknown",
+    model_version: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    output_format: str | None = None,
+    settings: MediavaultSettings | None = None,
+) -> dict[str, Any]:
+    """Add a summary or notes document (Markdown or JSON) of a media item, kept byte-exact, with
+    its provenance and optionally the run it summarizes."""
+    return _add_run(
+        media_id,
+        "summary",
+        outputs,
+        source_run_id,
+        language,
+        model,
+        model_version,
+        parameters,
+        output_format,
+        settings,
+    )

@@ -18,6 +18,7 @@ from rich.table import Table
 from mediavault import embedded, journal, manifests
 from mediavault.access import cli as access_cli
 from mediavault.errors import ConfigurationError, InputError, MediavaultError
+from mediavault.ops import cli as ops_cli
 from mediavault.settings import MediavaultSettings, load_settings
 from mediavault.vault import Vault, vault_from_settings
 
@@ -266,6 +267,114 @@ def ingest(
     )
 
 
+def _resolve_run_id(store: Vault, media_id: str, prefix: str | None) -> str | None:
+    """A run id from a unique prefix of one of the media item's runs (a full id passes as is)."""
+    manifest = manifests.latest_manifest(store, media_id)
+    if prefix is None or manifest is None or len(prefix) >= 32:
+        return prefix
+    matches = [r.run_id for r in manifest.runs if r.run_id.startswith(prefix.lower())]
+    if len(matches) != 1:
+        found = "no run" if not matches else f"{len(matches)} runs"
+        _fail(InputError("--source-run", "source_run_id", f"{found} of {media_id[:16]} match {prefix!r}"))
+    return matches[0]
+
+
+def _add_run(kind: str, media_id: str, outputs: list[str], source_run: str | None, **options: Any) -> None:
+    """Run the 'add-run' flow for a translation or summary of an ingested media item."""
+    store = vault_from_settings(_settings(options["vault_url"]))
+    media_id = _resolve_media_id(store, media_id)
+    source_run = _resolve_run_id(store, media_id, source_run)
+    if kind == "translation" and source_run is None:
+        manifest = manifests.latest_manifest(store, media_id)
+        current = manifest.current_run() if manifest else None
+        source_run = current.run_id if current else None
+    from flows.ingest import add_run_flow
+
+    try:
+        result = _run_flow(
+            lambda: add_run_flow(
+                media_id=media_id, kind=kind, outputs=outputs, source_run=source_run, **options
+            )
+        )
+    except Exception as exc:
+        _fail(exc)
+    state = "committed" if result["changed"] else "already in the vault, nothing written"
+    console.print(
+        f"[green]{result['media_id']}[/] {kind} run {result['run_id']} "
+        f"manifest v{result['manifest_version']} ({state}); {result['created_objects']} new object(s)"
+    )
+
+
+RunOutputOption = Annotated[list[str], typer.Option("--output", "-o", help="The run's output file.")]
+RunModelOption = Annotated[str, typer.Option(help="Model that produced it.")]
+RunVersionOption = Annotated[str | None, typer.Option(help="Model version.")]
+RunParamOption = Annotated[list[str] | None, typer.Option("--param", help="Run parameter KEY=VALUE.")]
+
+
+@app.command("add-translation")
+def add_translation(
+    media_id: Annotated[str, typer.Argument(help="Media id or a unique prefix of it.")],
+    language: Annotated[str, typer.Option(help="Target language of the translation, e.g. fr.")],
+    output: RunOutputOption,
+    source_run: Annotated[
+        str | None,
+        typer.Option(help="Transcript run it translates (id or prefix; default: the current one)."),
+    ] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Force the output format.")] = None,
+    model: RunModelOption = "unknown",
+    model_version: RunVersionOption = None,
+    param: RunParamOption = None,
+    vault: VaultOption = None,
+    config_block: BlockOption = None,
+) -> None:
+    """Add a translation (WhisperX/Whisper JSON, SRT or VTT) of a transcript run as a run of its own
+    (runs the 'add-run' flow); the next re-index makes it searchable in its language."""
+    _add_run(
+        "translation",
+        media_id,
+        output,
+        source_run,
+        language=language,
+        output_format=output_format,
+        model=model,
+        model_version=model_version,
+        model_parameters=_parse_params(param or []),
+        config_block=config_block,
+        vault_url=vault,
+    )
+
+
+@app.command("add-summary")
+def add_summary(
+    media_id: Annotated[str, typer.Argument(help="Media id or a unique prefix of it.")],
+    output: RunOutputOption,
+    source_run: Annotated[str | None, typer.Option(help="Run it summarizes (id or prefix), if any.")] = None,
+    language: Annotated[str | None, typer.Option(help="Language of the summary.")] = None,
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="markdown or json (default: from the file name).")
+    ] = None,
+    model: RunModelOption = "unknown",
+    model_version: RunVersionOption = None,
+    param: RunParamOption = None,
+    vault: VaultOption = None,
+    config_block: BlockOption = None,
+) -> None:
+    """Add a summary or notes document (Markdown or JSON), kept byte-exact (runs the 'add-run' flow)."""
+    _add_run(
+        "summary",
+        media_id,
+        output,
+        source_run,
+        language=language,
+        output_format=output_format,
+        model=model,
+        model_version=model_version,
+        model_parameters=_parse_params(param or []),
+        config_block=config_block,
+        vault_url=vault,
+    )
+
+
 @app.command("ingest-batch")
 def ingest_batch(
     source: Annotated[str, typer.Argument(help="Folder or s3://bucket/inbox/ prefix.")],
@@ -491,12 +600,28 @@ def show(
         f"media: {escape(manifest.media.original_filename)}, {escape(probe.container)}, "
         f"{escape(streams)}, {probe.duration_seconds or 0:.2f}s, {_human(manifest.media.size)}"
     )
+    current = manifest.current_run()
+    searched = {r.run_id for r in [*([current] if current else []), *manifest.searchable_translations()]}
     for run in manifest.runs:
         speakers = ", ".join(_speaker(label, applied.display_name(label)) for label in run.speakers) or "-"
+        kind = run.kind
+        if run.kind == "translation":
+            kind += f" {run.source_language or '?'} -> {run.language}"
+        elif run.language:
+            kind += f" {run.language}"
+        if run.source_run_id:
+            kind += f" of {run.source_run_id}"
+        if run.run_id in searched:
+            kind += ", current" if run is current else ", searched"
+        counts = (
+            f"{run.primary_format}, {sum(o.size for o in run.outputs):,} bytes"
+            if run.kind == "summary"
+            else f"{run.statement_count} statements, {run.word_count} words, speakers: {escape(speakers)}"
+        )
         console.print(
-            f"run {run.run_id}: {escape(run.provenance.model)} {escape(run.provenance.version or '')} "
-            f"{escape(json.dumps(run.provenance.parameters))} - {run.statement_count} statements, "
-            f"{run.word_count} words, speakers: {escape(speakers)}"
+            f"run {run.run_id} ({escape(kind)}): {escape(run.provenance.model)} "
+            f"{escape(run.provenance.version or '')} "
+            f"{escape(json.dumps(run.provenance.parameters))} - {counts}"
         )
     index_line = _index_line(settings, manifest)
     if index_line:
@@ -877,6 +1002,10 @@ LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 access_cli.configure(lambda: vault_from_settings(_settings()), _fail)
 app.add_typer(access_cli.token_app, name="token", help="Create, list and revoke API tokens.")
 app.command("audit")(access_cli.audit_command)
+ops_cli.configure(lambda: _settings(), _fail, _run_flow)
+app.command("jobs")(ops_cli.jobs_command)
+app.command("capacity")(ops_cli.capacity_command)
+app.command("forget")(ops_cli.forget_command)
 
 
 @app.command("serve")

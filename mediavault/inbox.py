@@ -3,6 +3,13 @@
 Files are grouped by stem: ``talk.mp4`` goes with ``talk.json`` / ``talk.whisperx.json``,
 ``talk.srt``, ``talk.vtt`` and an optional ``talk.meta.json`` holding
 ``{"metadata": {...}, "provenance": {...}}``.
+
+Translations and summaries of the item's transcript ride along as sidecars too:
+``talk.translation.<language>.{json,srt,vtt}`` (e.g. ``talk.translation.fr.srt``) and
+``talk.summary.{md,markdown,json}``. The meta file may describe them:
+``{"translation": {"provenance": {...}}, "summary": {"provenance": {...}, "language": "en"}}``.
+Everything of one item is validated before anything is written, and committed in one manifest
+version.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 
 from mediavault import status
 from mediavault.errors import InputError, MediavaultError, is_transient
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest import IngestRequest, OutputSpec, RunRequest, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.sources import parse_s3_url
 from mediavault.vault.base import Vault
@@ -42,6 +49,10 @@ MEDIA_EXTENSIONS = {
 }
 OUTPUT_SUFFIXES = (".whisperx.json", ".whisper.json", ".json", ".srt", ".vtt")
 META_SUFFIX = ".meta.json"
+TRANSLATION_MARK = "translation"
+TRANSLATION_SUFFIXES = (".json", ".srt", ".vtt")
+SUMMARY_SUFFIXES = (".summary.md", ".summary.markdown", ".summary.json")
+META_KEYS = {"metadata", "provenance", "translation", "summary"}
 
 
 @dataclass
@@ -51,6 +62,9 @@ class InboxItem:
     outputs: list[str] = field(default_factory=list)
     meta: str | None = None
     problem: str | None = None
+    translations: dict[str, list[str]] = field(default_factory=dict)
+    """Target language -> translation sidecars (one run per language)."""
+    summaries: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +78,7 @@ class ItemResult:
     error: str | None = None
     attempts: int = 1
     warning: str | None = None
+    added_runs: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -73,6 +88,14 @@ def _stem_and_role(name: str) -> tuple[str, str] | None:
     lower = name.lower()
     if lower.endswith(META_SUFFIX):
         return name[: -len(META_SUFFIX)], "meta"
+    for suffix in SUMMARY_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)], "summary"
+    for suffix in TRANSLATION_SUFFIXES:
+        if lower.endswith(suffix):
+            parts = name[: -len(suffix)].rsplit(".", 2)
+            if len(parts) == 3 and parts[0] and parts[1].lower() == TRANSLATION_MARK and parts[2]:
+                return parts[0], f"translation:{parts[2]}"
     for suffix in OUTPUT_SUFFIXES:
         if lower.endswith(suffix):
             return name[: -len(suffix)], "output"
@@ -97,6 +120,10 @@ def group_files(locations: Iterator[tuple[str, str]]) -> list[InboxItem]:
             item.media = location
         elif role == "output":
             item.outputs.append(location)
+        elif role == "summary":
+            item.summaries.append(location)
+        elif role.startswith("translation:"):
+            item.translations.setdefault(role.split(":", 1)[1], []).append(location)
         else:
             item.meta = location
     return [items[k] for k in sorted(items)]
@@ -130,10 +157,21 @@ def _read_meta(item: InboxItem, settings: MediavaultSettings, s3_client: Any) ->
 
     source = resolve_source(item.meta, "meta", settings.limits, settings.s3, s3_client)
     document = decode_json(source.read_all(1024 * 1024, "meta"), source.display)
-    if not isinstance(document, dict) or not set(document) <= {"metadata", "provenance"}:
+    if not isinstance(document, dict) or not set(document) <= META_KEYS:
         raise InputError(
-            source.display, "(document)", 'must be an object with only "metadata" and "provenance" keys'
+            source.display,
+            "(document)",
+            'must be an object with only "metadata", "provenance", "translation" and "summary" keys',
         )
+    for key in ("metadata", "provenance", "translation", "summary"):
+        if not isinstance(document.get(key, {}), dict):
+            raise InputError(source.display, key, "must be an object")
+    for key, allowed in (("translation", {"provenance"}), ("summary", {"provenance", "language"})):
+        extra = set(document.get(key, {})) - allowed
+        if extra:
+            raise InputError(
+                source.display, f"{key}.{sorted(extra)[0]}", f"unknown key; allowed: {sorted(allowed)}"
+            )
     return document
 
 
@@ -148,11 +186,31 @@ def build_request(
     metadata = {**defaults.get("metadata", {}), **meta.get("metadata", {})}
     metadata.setdefault("title", item.name)
     provenance = {**defaults.get("provenance", {}), **meta.get("provenance", {})}
+    translation, summary = meta.get("translation", {}), meta.get("summary", {})
+    derived = [
+        RunRequest(
+            "translation",
+            [OutputSpec(o) for o in sorted(locations)],
+            language=language,
+            provenance=translation.get("provenance", {}),
+        )
+        for language, locations in sorted(item.translations.items())
+    ]
+    if item.summaries:
+        derived.append(
+            RunRequest(
+                "summary",
+                [OutputSpec(o) for o in sorted(item.summaries)],
+                language=summary.get("language"),
+                provenance=summary.get("provenance", {}),
+            )
+        )
     return IngestRequest(
         media=item.media,
         outputs=[OutputSpec(o) for o in item.outputs],
         metadata=metadata,
         provenance=provenance,
+        derived=derived,
     )
 
 
@@ -199,6 +257,7 @@ def ingest_item(
             result.changed,
             attempts=attempt,
             warning=warning,
+            added_runs=result.added_runs,
         )
 
 

@@ -13,7 +13,9 @@ from mediavault import SCHEMA_VERSION
 
 ArtifactKind = Literal["media", "raw-output", "statements", "words", "srt", "vtt", "txt"]
 Tier = Literal["hot", "archive", "expired"]
-ChangeKind = Literal["ingest", "new-run", "edit", "archive", "restore", "delete", "legal-hold"]
+ChangeKind = Literal["ingest", "new-run", "edit", "archive", "restore", "delete", "legal-hold", "forget"]
+RunKind = Literal["transcript", "translation", "summary"]
+RUN_KINDS: tuple[str, ...] = ("transcript", "translation", "summary")
 
 
 def utc_now() -> datetime:
@@ -118,6 +120,10 @@ class OutputRecord(_Strict):
 
 
 class Run(_Strict):
+    """One costly AI output: a transcript of the media, a translation of one of its runs, or a
+    summary (notes) document. ``language`` is the language the run is written in: for a
+    translation its target language, ``source_language`` the language it was translated from."""
+
     run_id: str
     provenance: RunProvenance
     created_at: datetime
@@ -127,6 +133,11 @@ class Run(_Strict):
     statement_count: int
     word_count: int
     speakers: list[str]
+    # Left out when at their defaults: a transcript run is written exactly as before runs had
+    # kinds, so manifests without translations or summaries stay readable by earlier releases.
+    kind: RunKind = Field("transcript", exclude_if=lambda value: value == "transcript")
+    source_run_id: str | None = Field(None, exclude_if=lambda value: value is None)
+    source_language: str | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class MediaInfo(_Strict):
@@ -147,6 +158,14 @@ class EditRef(_Strict):
     created_at: datetime
 
 
+class Forgotten(_Strict):
+    """Why a media item was erased on request; its tombstone manifest holds nothing else."""
+
+    at: datetime
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class Manifest(_Strict):
     """The commit record of a media item. A media item exists only once its manifest does."""
 
@@ -163,10 +182,37 @@ class Manifest(_Strict):
     edits: list[EditRef] = Field(default_factory=list)
     ingested_at: datetime | None = None
     legal_hold: bool = False
+    forgotten: Forgotten | None = Field(None, exclude_if=lambda value: value is None)
 
     def current_run(self) -> Run | None:
-        """The run that is searchable: the latest one added."""
-        return self.runs[-1] if self.runs else None
+        """The transcript that is searchable and exported by default: the latest transcript run."""
+        return next((r for r in reversed(self.runs) if r.kind == "transcript"), None)
+
+    def transcripts(self) -> list[Run]:
+        return [r for r in self.runs if r.kind == "transcript"]
+
+    def translations(self, source_run_id: str | None = None) -> list[Run]:
+        """Translation runs, oldest first; with ``source_run_id``, only translations of that run."""
+        return [
+            r
+            for r in self.runs
+            if r.kind == "translation" and (source_run_id is None or r.source_run_id == source_run_id)
+        ]
+
+    def summaries(self) -> list[Run]:
+        return [r for r in self.runs if r.kind == "summary"]
+
+    def searchable_translations(self) -> list[Run]:
+        """The translations the search index holds: of the current transcript run, the latest one
+        per target language (compared case-insensitively), ordered by language. Translations of
+        earlier transcript runs stay in the vault (listed, exportable) but are not searched."""
+        current = self.current_run()
+        if current is None:
+            return []
+        latest: dict[str, Run] = {}
+        for run in self.translations(current.run_id):
+            latest[language_tag(run.language)] = run
+        return [latest[key] for key in sorted(latest)]
 
     def run(self, run_id: str) -> Run | None:
         return next((r for r in self.runs if r.run_id == run_id), None)
@@ -197,10 +243,27 @@ class JournalRecord(_Strict):
     run_id: str | None = None
 
 
-def compute_run_id(outputs: list[OutputRecord], provenance: RunProvenance) -> str:
-    """An AI run's identity: its raw output bytes together with its provenance."""
-    payload = {
+def language_tag(language: str | None) -> str:
+    """A language tag compared case- and separator-insensitively: ``fr_CA`` and ``fr-ca`` are one."""
+    return (language or "").strip().lower().replace("_", "-")
+
+
+def compute_run_id(
+    outputs: list[OutputRecord],
+    provenance: RunProvenance,
+    kind: RunKind = "transcript",
+    source_run_id: str | None = None,
+    language: str | None = None,
+) -> str:
+    """An AI run's identity: its raw output bytes together with its provenance.
+
+    A translation or summary also hashes its kind, its source run and its language, so it never
+    shares an id with a transcript of the same bytes, nor with the same bytes attached to another
+    run or language. A transcript's id is computed exactly as before runs had kinds."""
+    payload: dict[str, Any] = {
         "outputs": sorted((o.format, o.sha256) for o in outputs),
         "provenance": provenance.model_dump(mode="json"),
     }
+    if kind != "transcript":
+        payload.update(kind=kind, source_run_id=source_run_id, language=language)
     return hashlib.sha256(canonical_json(payload)).hexdigest()[:32]

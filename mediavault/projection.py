@@ -1,6 +1,6 @@
 """Project the vault into index documents: one media document per item, one search document per
-statement of its current run, with user edits applied. Pure and deterministic, so a rebuild
-from the vault reproduces the index exactly."""
+statement of its current run (and of the translations of that run), with user edits applied.
+Pure and deterministic, so a rebuild from the vault reproduces the index exactly."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from mediavault import edits as edits_module
 from mediavault import manifests
-from mediavault.models import Artifact, Manifest, canonical_json
+from mediavault.models import Artifact, Manifest, Run, canonical_json
 from mediavault.tiers import ArtifactReader
 from mediavault.vault.base import Vault
 
@@ -94,6 +94,7 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
     current = manifest.current_run()
     labels = sorted({label for run in manifest.runs for label in run.speakers})
     media_artifact = next((a for a in manifest.artifacts if a.kind == "media"), None)
+    searchable = {r.run_id for r in [*([current] if current else []), *manifest.searchable_translations()]}
     return {
         "_id": manifest.media_id,
         "status": "committed",
@@ -117,6 +118,10 @@ def media_document(manifest: Manifest, applied: edits_module.AppliedEdits) -> di
         "runs": [
             {
                 "run_id": r.run_id,
+                "kind": r.kind,
+                "source_run_id": r.source_run_id,
+                "source_language": r.source_language,
+                "searchable": r.run_id in searchable,
                 "model": r.provenance.model,
                 "version": r.provenance.version,
                 "parameters": bson_safe(r.provenance.parameters),
@@ -181,32 +186,116 @@ STATEMENT_COLUMNS = ["seq", "start", "end", "speaker", "text", "language"]
 def statement_documents(
     vault: Vault, manifest: Manifest, applied: edits_module.AppliedEdits, media_doc: dict[str, Any]
 ) -> Iterator[list[dict[str, Any]]]:
-    """Search documents for the current run, in batches of at most BATCH_ROWS."""
+    """Search documents for the current run, then for each of its searchable translations (see
+    ``Manifest.searchable_translations``), in batches of at most BATCH_ROWS.
+
+    A translation's documents point at the same media item, carry its own run id (so its ids differ
+    from the transcript's), its own timings and its target language, which picks the language's
+    text analysis. A translated statement with no speaker takes the speaker of the source statement
+    with the same start and end (a translation made segment by segment keeps the source timings)."""
     run = manifest.current_run()
     if run is None:
         return
-    statements = next(a for a in manifest.artifacts if a.kind == "statements" and a.run_id == run.run_id)
-    if statements.tier == "expired":
+    yield from _run_documents(vault, manifest, run, applied, media_doc, None)
+    for translation in manifest.searchable_translations():
+        yield from _run_documents(vault, manifest, translation, applied, media_doc, run)
+
+
+def _statements_artifact(manifest: Manifest, run: Run) -> Artifact | None:
+    """The run's statements Parquet, or None when retention expired it."""
+    artifact = next(a for a in manifest.artifacts if a.kind == "statements" and a.run_id == run.run_id)
+    return None if artifact.tier == "expired" else artifact
+
+
+TIME_TOLERANCE = 0.0015
+"""Seconds: statement times are stored to the millisecond by SRT/VTT."""
+
+
+class _SourceSpeakers:
+    """The speakers of a source run's statements, read in step with a translation's statements
+    (both in time order), so memory stays at a batch however long the run is."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self._rows = rows
+        self._row = next(rows, None)
+
+    def speaker(self, start: float, end: float) -> str | None:
+        while self._row is not None and self._row["start"] < start - TIME_TOLERANCE:
+            self._row = next(self._rows, None)
+        row = self._row
+        if row is None or max(abs(row["start"] - start), abs(row["end"] - end)) > TIME_TOLERANCE:
+            return None
+        return row["speaker"]
+
+    def close(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()  # closes the source Parquet's handle now, not at garbage collection
+
+
+def _rows(vault: Vault, artifact: Artifact, columns: list[str]) -> Iterator[dict[str, Any]]:
+    for batch in _parquet_batches(vault, artifact, columns):
+        yield from batch.to_pylist()
+
+
+def _run_documents(
+    vault: Vault,
+    manifest: Manifest,
+    run: Run,
+    applied: edits_module.AppliedEdits,
+    media_doc: dict[str, Any],
+    source: Run | None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Search documents of one run: the current transcript (``source`` None) or a translation of it."""
+    statements = _statements_artifact(manifest, run)
+    if statements is None:
         return
+    speakers = None
+    if source is not None and (source_statements := _statements_artifact(manifest, source)) is not None:
+        speakers = _SourceSpeakers(_rows(vault, source_statements, ["start", "end", "speaker"]))
+    try:
+        yield from _batches(vault, manifest, run, statements, applied, media_doc, source, speakers)
+    finally:
+        if speakers is not None:
+            speakers.close()
+
+
+def _batches(
+    vault: Vault,
+    manifest: Manifest,
+    run: Run,
+    statements: Artifact,
+    applied: edits_module.AppliedEdits,
+    media_doc: dict[str, Any],
+    source: Run | None,
+    speakers: _SourceSpeakers | None,
+) -> Iterator[list[dict[str, Any]]]:
     for batch in _parquet_batches(vault, statements, STATEMENT_COLUMNS):
         rows = batch.to_pylist()
         docs = []
         for row in rows:
             text = applied.texts.get((run.run_id, row["seq"]), row["text"])
+            speaker = row["speaker"]
+            if speaker is None and speakers is not None:
+                speaker = speakers.speaker(row["start"], row["end"])
+            if source is None:
+                language = media_doc["language"] or row["language"] or ""
+            else:
+                language = run.language or ""
             docs.append(
                 {
                     "id": f"{manifest.media_id}:{run.run_id}:{row['seq']}",
-                    "kind": "statement",
+                    "kind": "statement" if source is None else "translation",
                     "media_id": manifest.media_id,
                     "run_id": run.run_id,
                     "seq": row["seq"],
                     "owner": media_doc["owner"] or "",
-                    "speaker": row["speaker"] or "",
-                    "speaker_name": applied.display_name(row["speaker"]) or "",
+                    "speaker": speaker or "",
+                    "speaker_name": applied.display_name(speaker) or "",
                     "text": text.strip(),
                     "start": row["start"],
                     "end": row["end"],
-                    "language": media_doc["language"] or row["language"] or "",
+                    "language": language,
                     "title": media_doc["title"] or "",
                     "tags": media_doc["tags"],
                     "ingested_at": media_doc["ingested_at"],

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from mediavault import SCHEMA_VERSION, inbox, ingest, progress, status
-from mediavault.ingest import IngestRequest, PreparedIngest, StoredRun
+from mediavault.ingest import IngestRequest, PreparedIngest, PreparedRun, RunRequest, StoredRun
 from mediavault.models import Artifact
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
@@ -96,6 +96,55 @@ def store_run(vault: Vault, media_id: str, prepared: PreparedIngest) -> StoredRu
 def commit_manifest(vault: Vault, prepared: PreparedIngest, media: Artifact, stored: StoredRun | None):
     """Write the manifest last, then the journal record."""
     result = ingest.commit_ingest(vault, prepared, media, stored)
+    get_run_logger().info(
+        "manifest v%d %s",
+        result.manifest.version,
+        "written" if result.changed else "unchanged (already committed)",
+    )
+    return result
+
+
+@task(name="validate added run", cache_policy=NO_CACHE, persist_result=False)
+def validate_added_run(request: RunRequest, settings: MediavaultSettings, vault: Vault) -> PreparedRun:
+    """Check a translation or summary against its media item; bad input fails here, unretried."""
+    prepared = ingest.prepare_run(vault, request, settings)
+    ingest.check_free_space(vault, prepared, settings)
+    get_run_logger().info(
+        "validated %s %s of %s (%s)",
+        prepared.kind,
+        prepared.primary.source.display,
+        prepared.media_id,
+        ", ".join(o.format for o in prepared.outputs),
+    )
+    return prepared
+
+
+def _added_run_key(context: Any, parameters: dict[str, Any]) -> str:
+    prepared: PreparedRun = parameters["prepared"]
+    return (
+        f"store-added-run:{parameters['vault'].url}:{parameters['media_id']}:"
+        f"{prepared.run_id}:schema{SCHEMA_VERSION}"
+    )
+
+
+@task(name="store added run", cache_key_fn=_added_run_key, cache_expiration=timedelta(hours=6), **RETRYING)
+def store_added_run(vault: Vault, media_id: str, prepared: PreparedRun) -> StoredRun:
+    """A translation's raw output, Parquet and renderings, or a summary byte-exact."""
+    stored = ingest.store_added_run(vault, media_id, prepared)
+    get_run_logger().info(
+        "%s run %s: %d statements, %d new objects",
+        prepared.kind,
+        stored.run.run_id,
+        stored.run.statement_count,
+        stored.created_objects,
+    )
+    return stored
+
+
+@task(name="commit added run", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
+def commit_added_run(vault: Vault, media_id: str, stored: StoredRun):
+    """Write the manifest version naming the run, then the journal record."""
+    result = ingest.commit_added_run(vault, media_id, stored)
     get_run_logger().info(
         "manifest v%d %s",
         result.manifest.version,

@@ -90,10 +90,21 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint("stream-head", "HEAD", f"{MEDIA}/stream", "viewer", media=True, ok={"local": 200, "s3": 307}),
     Endpoint("share-url", "GET", f"{MEDIA}/url", "viewer", media=True),
+    Endpoint("output", "GET", f"{MEDIA}/output", "viewer", media=True),
     Endpoint("search", "GET", "/api/v1/search?q=you", "viewer"),
     Endpoint("audit", "GET", "/api/v1/audit?limit=5", "admin", deny_reason=_role_reason("admin")),
     Endpoint("stats", "GET", "/api/v1/stats", "viewer"),
     Endpoint("me", "GET", "/api/v1/me", "viewer"),
+    Endpoint("jobs", "GET", "/api/v1/jobs", "viewer"),
+    Endpoint(
+        "forget-plan",  # a dry run: changes nothing
+        "POST",
+        f"{MEDIA}/forget",
+        "admin",
+        media=True,
+        json={"reason": "authorization matrix"},
+        deny_reason=_role_reason("admin"),
+    ),
     # State-changing rows last: they add manifest versions (each cell sends a fresh If-Match).
     Endpoint(
         "edit",
@@ -129,6 +140,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("logout", "POST", "/logout", None),
     Endpoint("shared-link", "GET", "/shared/{signed}", None, ok={"local": 200, "s3": 410}),
     Endpoint("health", "GET", "/healthz", None),
+    Endpoint("metrics", "GET", "/metrics", None),  # open on loopback (test_ops covers the proxied case)
     Endpoint("openapi", "GET", "/api/openapi.json", None),
     Endpoint("docs", "GET", "/api/docs", None),
 ]

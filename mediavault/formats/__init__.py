@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from mediavault.errors import InputError
 from mediavault.formats.subtitles import parse_srt, parse_vtt, render_srt, render_txt, render_vtt
+from mediavault.formats.summary import (
+    SUMMARY_CONTENT_TYPES,
+    SUMMARY_FORMATS,
+    SUMMARY_RICHNESS,
+    detect_summary_format,
+    validate_summary,
+)
 from mediavault.formats.transcript import Statement, Transcript, Word
 from mediavault.formats.whisper_json import decode_json, looks_like_whisper, parse_whisper_json
 
@@ -51,12 +58,17 @@ def parse_output(format_name: str, data: bytes, file: str, max_text_chars: int) 
 __all__ = [
     "FORMATS",
     "FORMAT_RICHNESS",
+    "SUMMARY_CONTENT_TYPES",
+    "SUMMARY_FORMATS",
+    "SUMMARY_RICHNESS",
     "Statement",
     "Transcript",
     "Word",
     "detect_format",
+    "detect_summary_format",
     "parse_output",
     "render_srt",
     "render_txt",
     "render_vtt",
+    "validate_summary",
 ]

@@ -44,6 +44,7 @@ class SearchQuery(BaseModel):
 
 class SearchHit(BaseModel):
     id: str
+    kind: str = Field("statement", description='"statement", or "translation" (run_id names it)')
     media_id: str
     run_id: str
     seq: int

@@ -36,7 +36,7 @@ from mediavault.projection import doc_digest
 from mediavault.search import FACET_FIELDS, MediaHit, SearchHit, SearchQuery, SearchResult, split_query
 
 MARKER_ID = "__generation__"
-FIELDS = "id,media_id,run_id,seq,start,end,speaker,speaker_name,language,text,title,tags,score"
+FIELDS = "id,kind,media_id,run_id,seq,start,end,speaker,speaker_name,language,text,title,tags,score"
 MEDIA_FIELDS = "id,media_id,language,text,title,tags,score"
 T = TypeVar("T")
 _GEN = re.compile(r"_g(\d+)$")
@@ -534,6 +534,7 @@ class SolrSearchIndex:
                     text=text,
                     title=doc.get("title", ""),
                     tags=doc.get("tags", []),
+                    kind=doc.get("kind") or "statement",
                     snippet=_highlighted(result, doc["id"], text, doc.get("language")),
                     score=float(doc.get("score", 0.0)) if query.sort == "relevance" else 0.0,
                 )

@@ -313,6 +313,7 @@ class TantivySearchIndex:
                     text=text,
                     title=values.get("title", ""),
                     tags=stored.get("tags", []),
+                    kind=values.get("kind", "statement"),
                     snippet=_highlighted(snippets, text, values.get("language")),
                     score=float(score) if query.sort == "relevance" else 0.0,
                 )

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediavault.access.audit import read_audit
 from mediavault.errors import InputError
-from mediavault.web.auth import Caller, CallerDep, ServicesDep, require
+from mediavault.web import routes_media
+from mediavault.web.auth import Caller, CallerDep, ServicesDep, require, require_role
 from mediavault.web.errors import ApiError, query_time
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -86,7 +87,8 @@ def forget(
     media_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     body: ForgetRequest,
     services: ServicesDep,
-    caller: Annotated[Caller, Depends(require("admin"))],
+    caller: CallerDep,
+    request: Request,
 ) -> dict[str, Any]:
     """Erase a media item on request (admin only): its media, runs, edits, archived copies, earlier
     manifest versions, index and search documents. A tombstone remains. The search index is
@@ -96,6 +98,8 @@ def forget(
     from mediavault.lifecycle.forget import forget as forget_media
     from mediavault.reindex import purge_media
 
+    routes_media.visible(services, request, caller, media_id)  # unknown or another owner's: 404
+    require_role(services, request, caller, "admin")
     by = f"token:{caller.principal.token_id}"
     try:
         result = forget_media(

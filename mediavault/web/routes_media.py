@@ -1,4 +1,5 @@
-"""/api/v1/media: list, detail, transcript, export, stream, share URLs, edits, restore."""
+"""/api/v1/media: list, detail, transcript, export, AI outputs as received, stream, share URLs,
+edits, restore."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 
 from mediavault import catalog, edits, reindex
-from mediavault.export import export
+from mediavault.errors import InputError
+from mediavault.export import export, run_output
 from mediavault.index_store import MediaListQuery, MongoIndexStore
 from mediavault.reindex import IndexTarget
 from mediavault.vault import LocalVault
@@ -37,6 +39,7 @@ EXPORT_TYPES = {
     "whisperx-json": "application/json",
 }
 EXPORT_SUFFIX = {"srt": "srt", "vtt": "vtt", "txt": "txt", "whisperx-json": "json"}
+RunId = Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")]
 
 
 def visible(services: Services, request: Request, caller: Caller, media_id: str) -> catalog.MediaView:
@@ -163,8 +166,21 @@ def media_transcript(
     seq: Annotated[list[int] | None, Query(max_length=1000, description="Only these statements")] = None,
 ) -> dict[str, Any]:
     view = visible(services, request, caller, media_id)
+    _not_a_summary(view, media_id, run)
     response.headers["ETag"] = etag(view.manifest.version)
     return catalog.transcript(services.vault, view, run, set(seq) if seq else None)
+
+
+def _not_a_summary(view: catalog.MediaView, media_id: str, run_id: str | None) -> None:
+    """A summary has no statements: point at the endpoint that returns it."""
+    run = view.manifest.run(run_id) if run_id else None
+    if run is not None and run.kind == "summary":
+        raise InputError(
+            "query",
+            "run",
+            f"run {run_id} is a summary, not a transcript; get it from "
+            f"/api/v1/media/{media_id}/output?run={run_id}",
+        )
 
 
 @router.get("/{media_id}/export/{format_name}")
@@ -177,6 +193,7 @@ def media_export(
     run: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
 ) -> Response:
     view = visible(services, request, caller, media_id)
+    _not_a_summary(view, media_id, run)
     text = export(services.vault, media_id, format_name, run)
     caller.audit(services, "export", media_id, format=format_name)
     stem = (view.document.get("title") or view.document.get("original_filename") or media_id[:12])[:100]
@@ -184,6 +201,40 @@ def media_export(
         text.encode(),
         media_type=EXPORT_TYPES[format_name],
         headers={"Content-Disposition": content_disposition(f"{stem}.{EXPORT_SUFFIX[format_name]}")},
+    )
+
+
+@router.get("/{media_id}/output")
+def media_run_output(
+    media_id: MediaId,
+    services: ServicesDep,
+    caller: CallerDep,
+    request: Request,
+    run: RunId = None,
+    format_name: Annotated[
+        str | None,
+        Query(
+            alias="format",
+            pattern=r"^[a-z][a-z-]{0,39}$",
+            description="One of the run's output formats (default: its primary output)",
+        ),
+    ] = None,
+) -> Response:
+    """A run's AI output byte-exact as it was received (default: the current transcript run's
+    primary output): a summary's Markdown or JSON, a translation's or transcript's original file."""
+    view = visible(services, request, caller, media_id)
+    output = run_output(services.vault, media_id, run, format_name)
+    caller.audit(services, "export", media_id, format=f"original:{output.format}", run=output.run.run_id)
+    stem = (view.document.get("title") or view.document.get("original_filename") or media_id[:12])[:100]
+    language = f".{output.run.language}" if output.run.kind != "transcript" and output.run.language else ""
+    return Response(
+        output.data,
+        media_type=output.content_type,
+        headers={
+            "Content-Disposition": content_disposition(
+                f"{stem}.{output.run.kind}{language}.{output.extension}"
+            )
+        },
     )
 
 

@@ -1,6 +1,6 @@
-"""/metrics: Prometheus metrics. An admin token may always scrape; a client on loopback may scrape
-without one when it reached us directly (no proxy header), which is how a Prometheus on the
-same host scrapes. Anyone else gets the usual 401/403."""
+"""/metrics: Prometheus metrics. A client on loopback that reached us directly (no proxy header)
+scrapes without authentication, as a Prometheus on the same host does; anyone else needs an
+admin token (401/403 otherwise)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ def direct_loopback(request: Request) -> bool:
 async def metrics(request: Request, services: ServicesDep) -> Response:
     """Storage, ingest outcomes, re-index lag, last successful maintenance runs, fixity problems,
     free space, and search and stream latency, in Prometheus' text format."""
-    open_here = services.settings.ops.metrics_open_on_loopback and direct_loopback(request)
-    if not (open_here and "authorization" not in request.headers):
+    if not (services.settings.ops.metrics_open_on_loopback and direct_loopback(request)):
         caller = current_caller(request, services)
         require_role(services, request, caller, "admin")
     body = await run_in_threadpool(generate_latest, services.metrics.registry)
