@@ -95,6 +95,8 @@ def transcript(
     run = manifest.run(run_id) if run_id else manifest.current_run()
     if run is None:
         raise InputError("query", "run", "no such run (or the media item has no AI output)")
+    if run.kind == "summary":
+        raise InputError("query", "run", "a summary has no timed statements; download it from /output")
     artifacts = {a.kind: a for a in manifest.artifacts if a.run_id == run.run_id}
     for kind in ("statements", "words"):
         if artifacts.get(kind) is None or artifacts[kind].tier == "expired":

@@ -571,15 +571,38 @@ def show(
     media_id: Annotated[str, typer.Argument(help="Media id or a unique prefix of it.")],
     vault: VaultOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw manifest.")] = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="As it was then: 2024-05-01, an ISO time, or 7d/12h back.")
+    ] = None,
 ) -> None:
     """Show a media item: metadata (edits applied), runs, every artifact with size and checksum, and
-    its state in the index."""
+    its state in the index. With --at, the item as it was at that time (its manifest versions are
+    all kept; see 'history')."""
+    from mediavault.access.cli import parse_time
     from mediavault.projection import load_applied_edits
 
     settings = _settings(vault)
     store = vault_from_settings(settings)
-    manifest = manifests.latest_manifest(store, _resolve_media_id(store, media_id))
+    resolved = _resolve_media_id(store, media_id)
+    if at is not None:
+        try:
+            when = parse_time(at, "--at", source="show")
+        except InputError as exc:
+            _fail(exc)
+        manifest = manifests.manifest_at(store, resolved, when)
+        if manifest is None:
+            _fail(MediavaultError(f"media {resolved} did not exist yet at {when:%Y-%m-%d %H:%M:%S} UTC"))
+    else:
+        manifest = manifests.newest_manifest(store, resolved)
     assert manifest is not None
+    if manifest.forgotten is not None:
+        gone = manifest.forgotten
+        console.print(
+            f"[bold]{manifest.media_id}[/]  erased on request on {gone.at:%Y-%m-%d %H:%M} UTC by "
+            f"{escape(gone.by)}: {escape(gone.reason)} (tombstone, manifest v{manifest.version})",
+            highlight=False,
+        )
+        return
     if as_json:
         console.print_json(manifest.model_dump_json())
         return
@@ -623,7 +646,11 @@ def show(
             f"{escape(run.provenance.version or '')} "
             f"{escape(json.dumps(run.provenance.parameters))} - {counts}"
         )
-    index_line = _index_line(settings, manifest)
+    index_line = (
+        _index_line(settings, manifest)
+        if at is None
+        else f"as of {manifest.created_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
     if index_line:
         console.print(escape(index_line))
     table = Table("kind", "size", "tier", "key / sha256")
@@ -634,6 +661,40 @@ def show(
             f"{artifact.size:,}",
             escape(artifact.tier),
             f"{escape(artifact.key)}\n{artifact.sha256}",
+        )
+    console.print(table)
+
+
+@app.command()
+def history(
+    media_id: Annotated[str, typer.Argument(help="Media id or a unique prefix of it.")],
+    vault: VaultOption = None,
+) -> None:
+    """List a media item's manifest versions, oldest first: when, what changed, and the title then
+    (edits applied). 'show --at TIME' shows any of them in full."""
+    from mediavault.projection import load_applied_edits
+
+    store = vault_from_settings(_settings(vault))
+    resolved = _resolve_media_id(store, media_id)
+    table = Table("version", "at (UTC)", "change", "title", "runs", "edits", "tiers", title=resolved)
+    for version in manifests.manifest_versions(store, resolved):
+        try:
+            manifest = manifests.read_manifest(store, resolved, version)
+        except KeyError:
+            continue  # erased by a forget
+        if manifest.forgotten is not None:
+            title = f"(erased: {manifest.forgotten.reason})"
+        else:
+            title = load_applied_edits(store, manifest).metadata_over(manifest.metadata).title or "-"
+        tiers = ", ".join(sorted({a.tier for a in manifest.artifacts})) or "-"
+        table.add_row(
+            f"v{version}",
+            f"{manifest.created_at:%Y-%m-%d %H:%M:%S}",
+            escape(manifest.change + (" (legal hold)" if manifest.legal_hold else "")),
+            escape(title),
+            str(len(manifest.runs)),
+            str(len(manifest.edits)),
+            escape(tiers),
         )
     console.print(table)
 
@@ -943,7 +1004,9 @@ def edit_fix_metadata(
 @app.command("export")
 def export_command(
     media_id: str,
-    format_name: Annotated[str, typer.Option("--format", help="whisperx-json, srt, vtt or txt.")] = "srt",
+    format_name: Annotated[
+        str, typer.Option("--format", help="whisperx-json, srt, vtt, txt, or original (as received).")
+    ] = "srt",
     run: Annotated[str | None, typer.Option(help="Run id (default: current).")] = None,
 ) -> None:
     """Print a transcript with every edit applied."""

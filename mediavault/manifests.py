@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from mediavault import journal
 from mediavault.errors import ConflictError, IntegrityError, MediaForgotten
@@ -55,6 +56,15 @@ def latest_manifest(vault: Vault, media_id: str) -> Manifest | None:
     request: its tombstone holds no content and every reader treats the item as absent)."""
     manifest = newest_manifest(vault, media_id)
     return None if manifest is None or manifest.forgotten is not None else manifest
+
+
+def manifest_at(vault: Vault, media_id: str, at: datetime) -> Manifest | None:
+    """The version that was newest at ``at`` (a point-in-time view); None before the first."""
+    for version in reversed(manifest_versions(vault, media_id)):
+        manifest = read_manifest(vault, media_id, version)
+        if manifest.created_at <= at:
+            return manifest
+    return None
 
 
 def read_manifest(vault: Vault, media_id: str, version: int) -> Manifest:

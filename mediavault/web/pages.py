@@ -287,8 +287,10 @@ def player_page(
     seq: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> Response:
     detail = routes_media.media_detail(media_id, services, caller, request, Response())
-    runs = {r["run_id"] for r in detail["runs"]}
-    run_id = run if run in runs else detail["current_run"]
+    playable = [
+        r for r in detail["runs"] if r.get("kind", "transcript") != "summary"
+    ]  # a summary has no timings
+    run_id = run if run in {r["run_id"] for r in playable} else detail["current_run"]
     media_artifact = next((a for a in detail["artifacts"] if a["kind"] == "media"), None)
     content_type = (media_artifact or {}).get("content_type") or ""
     can_edit = caller.principal.can("editor")
@@ -312,6 +314,8 @@ def player_page(
         nav="library",
         media=detail,
         run_id=run_id,
+        playable_runs=playable,
+        summaries=[r for r in detail["runs"] if r.get("kind") == "summary"],
         q=q,
         can_edit=can_edit,
         is_video=content_type.startswith("video/"),
