@@ -58,6 +58,7 @@ class MediavaultConfig(Block):
     mongo_database: str | None = None
     batch_chunk_size: int | None = None
     batch_max_concurrency: int | None = None
+    mirror_url: str | None = Field(None, description="Backup mirror: file:///path or s3://bucket/prefix")
 
     def settings_layer(self) -> dict[str, Any]:
         layer: dict[str, Any] = {
@@ -67,6 +68,7 @@ class MediavaultConfig(Block):
             "mongo_database": self.mongo_database,
             "batch_chunk_size": self.batch_chunk_size,
             "batch_max_concurrency": self.batch_max_concurrency,
+            "mirror_url": self.mirror_url,
         }
         if self.s3 is not None:
             layer["s3"] = self.s3.s3_options()

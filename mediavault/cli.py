@@ -18,6 +18,7 @@ from rich.table import Table
 from mediavault import embedded, journal, manifests
 from mediavault.access import cli as access_cli
 from mediavault.errors import ConfigurationError, InputError, MediavaultError
+from mediavault.lifecycle import backup_cli
 from mediavault.ops import cli as ops_cli
 from mediavault.settings import MediavaultSettings, load_settings
 from mediavault.vault import Vault, vault_from_settings
@@ -1069,6 +1070,10 @@ ops_cli.configure(lambda: _settings(), _fail, _run_flow)
 app.command("jobs")(ops_cli.jobs_command)
 app.command("capacity")(ops_cli.capacity_command)
 app.command("forget")(ops_cli.forget_command)
+backup_cli.configure(lambda: _settings(), _fail)
+app.command("mirror")(backup_cli.mirror_command)
+app.command("restore-drill")(backup_cli.restore_drill_command)
+app.command("adopt-hot-copies")(backup_cli.adopt_hot_copies_command)
 
 
 @app.command("serve")

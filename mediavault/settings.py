@@ -210,6 +210,9 @@ class MediavaultSettings(BaseSettings):
     tantivy_path: Path | None = Field(None, description="Default: $MEDIAVAULT_HOME/search/tantivy")
     reindex_chunk_size: int = 64
     lifecycle_policy_file: Path | None = Field(None, description="YAML retention policies (see docs)")
+    mirror_url: str | None = Field(
+        None, description="Backup mirror of the vault (file:///path or s3://bucket/prefix); see 'mirror'"
+    )
     limits: IngestLimits = Field(default_factory=IngestLimits)
     batch_chunk_size: int = 8
     batch_max_concurrency: int = 4

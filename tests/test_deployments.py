@@ -23,6 +23,10 @@ def test_every_deployment_entrypoint_loads_and_documents_its_parameters() -> Non
         "lifecycle-plan",
         "restore",
         "capacity-check",
+        "forget",
+        "add-run",
+        "mirror-hourly",
+        "restore-drill-weekly",
     } <= names
     for deployment in config["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
