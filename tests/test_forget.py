@@ -229,7 +229,9 @@ def test_the_cli_plans_then_applies_through_the_flow_and_audits(tmp_path: Path, 
     planned = runner.invoke(app, ["forget", media_id, "--reason", "consent withdrawn"], env=env)
     assert planned.exit_code == 0, planned.output
     assert "would be erased" in planned.output and "nothing changed" in " ".join(planned.output.split())
-    listed = json.loads(runner.invoke(app, ["forget", media_id, "--reason", "check", "--json"], env=env).output)
+    listed = json.loads(
+        runner.invoke(app, ["forget", media_id, "--reason", "check", "--json"], env=env).output
+    )
     assert f"media/{media_id}/original" in listed["hot"] and listed["applied"] is False
     assert manifests.latest_manifest(vault, media_id) is not None
     prefix = runner.invoke(app, ["forget", media_id[:12], "--reason", "x"], env=env)

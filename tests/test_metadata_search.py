@@ -119,7 +119,9 @@ def test_filters_and_owner_scope_apply_to_media(indexed) -> None:
 
 def test_an_edited_title_is_found_and_the_old_one_is_not(indexed) -> None:
     target, ids = indexed
-    edits.add_edit(target.vault, ids["board"], "fix-metadata", {"title": "Budget hearing", "tags": ["budget"]})
+    edits.add_edit(
+        target.vault, ids["board"], "fix-metadata", {"title": "Budget hearing", "tags": ["budget"]}
+    )
     reindex.reindex_media(target, [ids["board"]])
     assert media_ids(target, "hearing") == [ids["board"]]
     assert media_ids(target, "budget", tag="budget") == [ids["board"]]
