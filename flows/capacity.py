@@ -14,13 +14,12 @@ from mediavault import status
 from mediavault.models import utc_now
 from mediavault.ops import capacity, metrics, snapshot
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import vault_from_settings
 from tasks.common import RETRYING
 
 
 @task(name="read capacity snapshot", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
 def read_snapshot(settings: MediavaultSettings) -> snapshot.Snapshot:
-    return snapshot.take(vault_from_settings(settings), status.connect(settings))
+    return snapshot.take_for(settings, status.connect(settings))
 
 
 @task(name="publish metrics", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
@@ -36,6 +35,8 @@ def _markdown(taken: snapshot.Snapshot, findings: list[capacity.Finding]) -> str
     lines.append(
         f"| re-index lag (journal records) | {taken.reindex_lag if taken.reindex_lag is not None else '-'} |"
     )
+    if taken.mirror_lag is not None:
+        lines.append(f"| mirror lag (journal records) | {taken.mirror_lag} |")
     for flow_name, runs in sorted(taken.flows.items()):
         when = f"{runs.last_success:%Y-%m-%d %H:%M} UTC" if runs.last_success else "never"
         lines.append(f"| last successful {flow_name} | {when} |")

@@ -177,6 +177,9 @@ class OpsOptions(BaseModel):
     job_events_days: float = Field(
         30.0, gt=0, description="Ingest job events older than this are deleted by the lifecycle flow"
     )
+    max_mirror_lag: int | None = Field(
+        1000, ge=0, description="Alert when the backup mirror lags more journal records"
+    )
     max_hours_since_lifecycle: float | None = Field(
         48.0, gt=0, description="Alert when the last successful lifecycle run is older"
     )

@@ -424,3 +424,39 @@ def test_a_vault_lost_with_its_archive_is_restored_from_the_mirror(
         and follow_up.records == 1
         and follow_up.checkpoint_before == journal.find_tail(target) - 1
     )
+
+
+@pytest.mark.parametrize("mirrored_before", [True, False])
+def test_a_forget_reaches_the_mirror(
+    tmp_path: Path, settings: MediavaultSettings, mirrored_before: bool
+) -> None:
+    from mediavault.lifecycle.forget import forget
+
+    vault, target = LocalVault(tmp_path / "vault"), LocalVault(tmp_path / "mirror")
+    erased = ingest_jfk(vault, settings, title="Quillon Varga interview", owner="newsroom")
+    edits.add_edit(vault, erased, "fix-metadata", {"description": "Quillon speaks"})
+    kept = ingest_board(vault, settings, tmp_path)
+    if mirrored_before:
+        assert mirror_vault(vault, target).ok
+        assert any(k.startswith(f"media/{erased}/") for k in target.list_keys(""))
+    forget(vault, erased, "consent withdrawn", "dpo", apply=True)
+
+    report = mirror_vault(vault, target)
+
+    assert report.ok and report.lag == 0, report.errors
+    assert (report.erased > 0) == mirrored_before
+    left = sorted(k for k in target.list_keys("") if erased in k)
+    tombstone = manifests.manifest_versions(vault, erased)[-1]
+    assert left == [
+        f"manifests/{erased}/v{tombstone:08d}.journaled",
+        f"manifests/{erased}/v{tombstone:08d}.json",
+    ]
+    for key in target.list_keys(""):
+        if key.startswith(("media/", "edits/", "manifests/")):
+            assert b"Quillon" not in target.get_bytes(key), key
+    assert manifests.latest_manifest(target, erased) is None
+    assert manifests.latest_manifest(target, kept) is not None
+    assert contents(target) == contents(vault), "the mirror is the vault again, the forget included"
+    report = check_vault(target)
+    assert report.ok, (report.missing, report.mismatches, report.errors)
+    assert mirror_vault(vault, target).records == 0, "a re-run has nothing to do"

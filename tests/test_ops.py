@@ -19,6 +19,7 @@ from mediavault.fixity import FixityReport
 from mediavault.index_store import MongoIndexStore
 from mediavault.ingest import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle import engine
+from mediavault.lifecycle.mirror import mirror_vault
 from mediavault.lifecycle.policy import Policies
 from mediavault.models import utc_now
 from mediavault.ops import capacity, metrics, snapshot
@@ -90,7 +91,18 @@ def test_the_snapshot_and_its_metrics_describe_the_vault_and_index(vault, mongo_
     reindex.incremental(target)
     write_report(vault, "verify", failed.as_dict())
     later = snapshot.take(vault, mongo_db)
-    assert later.reindex_lag == 0 and later.fixity_problems == 1
+    assert later.reindex_lag == 0 and later.fixity_problems == 1 and later.mirror_lag is None
+    mirror = LocalVault(tmp_path / "mirror")
+    assert snapshot.take(vault, mongo_db, mirror).mirror_lag == 3, "an empty mirror lags every record"
+    mirror_vault(vault, mirror)
+    mirrored = snapshot.take(vault, mongo_db, mirror)
+    assert mirrored.mirror_lag == 0
+    assert (
+        samples(generate_latest(metrics.snapshot_registry(mirrored)).decode())[
+            ("mediavault_mirror_lag_records", ())
+        ]
+        == 0
+    )
     assert later.flows["verify"].last_success == taken.flows["verify"].last_success, (
         "a failed run is no success"
     )
@@ -122,6 +134,8 @@ def _snapshot(**changes) -> Snapshot:
         ({}, {"max_vault_bytes": 9 * GiB}, [("critical", "vault size", "max_vault_bytes")]),
         ({"journal_tail": 2000}, {}, [("warning", "re-index lag", "max_reindex_lag")]),
         ({"journal_tail": 2000}, {"max_reindex_lag": None}, []),
+        ({"mirror_lag": 1001}, {}, [("warning", "mirror lag", "max_mirror_lag")]),
+        ({"mirror_lag": 1000}, {}, []),
         (
             {
                 "flows": {

@@ -265,3 +265,22 @@ def record_forget(vault: Vault, result: ForgetResult, by: str, reason: str, **de
             )
         ],
     )
+
+
+def erase_copy(store: Vault, media_id: str, tombstone_version: int, hook: Hook = _no_hook) -> list[str]:
+    """Apply a forget to a copy of the vault (the mirror): delete the item's objects, edits and
+    manifest versions older than its tombstone. Idempotent; returns the deleted keys."""
+    doomed = [
+        *store.list_keys(media_prefix(media_id)),
+        *store.list_keys(edits_prefix(media_id)),
+        *(
+            key
+            for key in store.list_keys(manifest_prefix(media_id))
+            if (version := parse_manifest_version(key.replace(".journaled", ".json"))) is not None
+            and version < tombstone_version
+        ),
+    ]
+    for key in doomed:
+        hook("delete", key)
+        store.delete(key)
+    return doomed

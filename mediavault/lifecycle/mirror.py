@@ -43,8 +43,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from mediavault import journal
+from mediavault import journal, manifests
 from mediavault.errors import ConfigurationError, IntegrityError, MediavaultError, is_transient
+from mediavault.lifecycle.forget import erase_copy
 from mediavault.models import Artifact, EditRef, Manifest
 from mediavault.settings import MediavaultSettings
 from mediavault.tiers import ArtifactReader
@@ -148,6 +149,7 @@ class MirrorReport:
     bytes_copied: int = 0
     objects_present: int = 0
     listed_copied: int = 0
+    erased: int = 0  # objects a forget erased from the vault, removed from the mirror too
     skipped_count: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -274,6 +276,7 @@ class _Record:
     manifest_key: str
     manifest_raw: bytes | None = None
     manifest: Manifest | None = None
+    erased: bool = False  # a version a forget erased from the vault: only the record is mirrored
 
 
 class _Copier:
@@ -454,7 +457,14 @@ def _mirror_batch(copier: _Copier, pool: ThreadPoolExecutor, records: list[_Reco
     checkpoint = records[0].seq - 1
 
     def load(record: _Record) -> None:
-        record.manifest_raw = vault.get_bytes(record.manifest_key)
+        try:
+            record.manifest_raw = vault.get_bytes(record.manifest_key)
+        except KeyError:
+            newest = manifests.newest_manifest(vault, record.media_id)
+            if newest is None or newest.forgotten is None:
+                raise
+            record.erased = True
+            return
         record.manifest = Manifest.from_bytes(record.manifest_raw)
 
     loading = {pool.submit(load, r): (r.manifest_key, r.media_id, r.seq) for r in records}
@@ -490,8 +500,17 @@ def _mirror_batch(copier: _Copier, pool: ThreadPoolExecutor, records: list[_Reco
         if record.manifest_key in unreadable or needs.get(record.seq, set()) & failed:
             break  # never past a record whose objects are not all in the mirror
         try:
-            assert record.manifest_raw is not None
+            if record.erased:  # the record holds ids only; what it named is gone
+                copier.copy_exact(record.key, record.raw)
+                checkpoint = record.seq
+                report.records += 1
+                continue
+            assert record.manifest_raw is not None and record.manifest is not None
             copier.copy_exact(record.manifest_key, record.manifest_raw)
+            if record.manifest.forgotten is not None:  # a forget reaches the mirror too
+                report.erased += len(
+                    erase_copy(copier.mirror, record.media_id, record.manifest_version, copier.hook)
+                )
             copier.copy_exact(record.key, record.raw)
             marker = manifest_journaled_key(record.media_id, record.manifest_version)
             if vault.head(marker) is not None:

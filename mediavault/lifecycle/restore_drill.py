@@ -386,6 +386,10 @@ def run_drill(
     media_ids = manifests.list_media_ids(mirror)
     report.mirror_media = len(media_ids)
     report.sample = choose_sample(media_ids, count, percent, report.seed)
+    for media_id in list(report.sample):  # an item erased on request has nothing left to restore
+        if manifests.latest_manifest(mirror, media_id) is None:
+            report.sample.remove(media_id)
+            report.skip(media_id, "erased on request (forget)")
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="mediavault-drill-", dir=workdir))

@@ -79,6 +79,16 @@ def check(snapshot: Snapshot, options: OpsOptions, now: datetime) -> list[Findin
                 "max_reindex_lag",
             )
         )
+    mirror_lag = snapshot.mirror_lag
+    if options.max_mirror_lag is not None and mirror_lag is not None and mirror_lag > options.max_mirror_lag:
+        findings.append(
+            Finding(
+                "warning",
+                "mirror lag",
+                f"the backup mirror is {mirror_lag} journal records behind the vault (run mediavault mirror)",
+                "max_mirror_lag",
+            )
+        )
     for flow, limit, setting in (
         ("lifecycle", options.max_hours_since_lifecycle, "max_hours_since_lifecycle"),
         ("verify", options.max_hours_since_verify, "max_hours_since_verify"),

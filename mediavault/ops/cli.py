@@ -120,11 +120,10 @@ def capacity_command(
     from mediavault import status
     from mediavault.models import utc_now
     from mediavault.ops import capacity, snapshot
-    from mediavault.vault import vault_from_settings
 
     try:
         settings = _settings_factory()
-        taken = snapshot.take(vault_from_settings(settings), status.connect(settings))
+        taken = snapshot.take_for(settings, status.connect(settings))
     except typer.Exit:
         raise
     except Exception as exc:
@@ -137,6 +136,7 @@ def capacity_command(
                     "vault_bytes": taken.vault_bytes,
                     "local_free_bytes": taken.local_free_bytes,
                     "reindex_lag": taken.reindex_lag,
+                    "mirror_lag": taken.mirror_lag,
                     "last_success": {
                         k: v.last_success.isoformat() if v.last_success else None
                         for k, v in taken.flows.items()
@@ -154,6 +154,8 @@ def capacity_command(
             )
         if taken.reindex_lag is not None:
             console.print(f"re-index lag: {taken.reindex_lag} journal record(s)", highlight=False)
+        if taken.mirror_lag is not None:
+            console.print(f"mirror lag: {taken.mirror_lag} journal record(s)", highlight=False)
         for flow, runs in sorted(taken.flows.items()):
             when = f"{runs.last_success:%Y-%m-%d %H:%M} UTC" if runs.last_success else "never"
             console.print(f"last successful {flow}: {when}", highlight=False)

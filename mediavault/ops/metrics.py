@@ -51,6 +51,12 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
             "Journal records not yet applied to the live index",
             value=snapshot.reindex_lag,
         )
+    if snapshot.mirror_lag is not None:
+        yield GaugeMetricFamily(
+            "mediavault_mirror_lag_records",
+            "Journal records not yet in the backup mirror",
+            value=snapshot.mirror_lag,
+        )
     last_success = GaugeMetricFamily(
         "mediavault_last_success_timestamp_seconds",
         "When each maintenance flow last succeeded (Unix time; absent if never)",

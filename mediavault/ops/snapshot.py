@@ -16,6 +16,7 @@ from pymongo.database import Database
 
 from mediavault import journal, stats
 from mediavault.index_store import MongoIndexStore
+from mediavault.settings import MediavaultSettings
 from mediavault.status import JOB_EVENTS
 from mediavault.vault.base import Vault
 from mediavault.vault.local import LocalVault
@@ -40,6 +41,7 @@ class Snapshot:
     index_checkpoint: int | None = None  # None: no live index generation
     flows: dict[str, FlowRuns] = field(default_factory=dict)
     fixity_problems: int | None = None  # mismatches + missing objects in the newest verify report
+    mirror_lag: int | None = None  # journal records not yet mirrored; None: no mirror configured
     local_free_bytes: int | None = None  # None: not a local vault
     local_total_bytes: int | None = None
 
@@ -101,8 +103,18 @@ def storage_by_class_and_tier(vault: Vault) -> tuple[int, list[dict[str, Any]]]:
     ]
 
 
-def take(vault: Vault, database: Database | None) -> Snapshot:
-    """Read every figure once. Without MongoDB, the index figures stay empty."""
+def take_for(settings: MediavaultSettings, database: Database | None) -> Snapshot:
+    """``take`` for these settings: their vault, and their mirror when one is configured."""
+    from mediavault.vault import open_vault, vault_from_settings
+
+    vault = vault_from_settings(settings)
+    mirror = open_vault(settings.mirror_url, settings.s3) if settings.mirror_url else None
+    return take(vault, database, mirror)
+
+
+def take(vault: Vault, database: Database | None, mirror: Vault | None = None) -> Snapshot:
+    """Read every figure once. Without MongoDB, the index figures stay empty; without a mirror,
+    its lag."""
     snapshot = Snapshot()
     snapshot.media, snapshot.storage = storage_by_class_and_tier(vault)
     snapshot.journal_tail = journal.find_tail(vault)
@@ -118,6 +130,10 @@ def take(vault: Vault, database: Database | None) -> Snapshot:
         )
         counted = {row["_id"]: int(row["n"]) for row in rows}
         snapshot.ingest_events = {event: counted.get(event, 0) for event in INGEST_EVENTS}
+    if mirror is not None:
+        from mediavault.lifecycle.mirror import mirror_checkpoint
+
+        snapshot.mirror_lag = max(snapshot.journal_tail - mirror_checkpoint(mirror), 0)
     snapshot.flows = {kind: flow_runs(vault, kind) for kind in MAINTENANCE_FLOWS}
     snapshot.fixity_problems = newest_verify_problems(vault)
     if isinstance(vault, LocalVault):

@@ -101,14 +101,14 @@ class Services:
     def metrics(self):
         """The Prometheus registry served at /metrics (mediavault.ops.metrics.WebMetrics)."""
         from mediavault.ops.metrics import WebMetrics
-        from mediavault.ops.snapshot import take
+        from mediavault.ops.snapshot import take_for
 
         def snapshot():
             try:
                 database = self.database()
             except ConfigurationError:
                 database = None
-            return take(self.vault, database)
+            return take_for(self.settings, database)
 
         return WebMetrics(snapshot, self.settings.ops.metrics_cache_seconds)
 
