@@ -7,7 +7,9 @@ the real ingest path, then prints:
     the same MongoDB server + adding the statement documents to a fresh Tantivy index)
   * peak RSS of this process (target < 1 GiB)
   * search p50 / p95 over the whole index (target p95 < 50 ms)
-Usage: python bench/reindex.py [--media 1000] [--statements 1000] [--queries 300]
+for an English corpus and for a mixed-language one (en, de, es, fr, it, ja, ru: one language per
+media item, queries in each language).
+Usage: python bench/reindex.py [--media 1000] [--statements 1000] [--queries 300] [--corpus both]
 """
 
 from __future__ import annotations
@@ -74,6 +76,127 @@ WORDS = [
 ]
 
 
+# A mixed-language corpus: each media item speaks one of these (Japanese is written without spaces).
+MIXED_WORDS = {
+    "en": WORDS,
+    "de": [
+        "Haushalt",
+        "Gemeinderat",
+        "Schule",
+        "Sitzung",
+        "Wasser",
+        "Abstimmung",
+        "Verkehrsverbund",
+        "Wohnungsbau",
+        "Lehrerin",
+        "Bezirk",
+        "Antrag",
+        "Bibliothek",
+        "Krankenhaus",
+        "Energiewende",
+        "Steuereinnahmen",
+        "Bundesfördermittel",
+        "Straßenbahnhaltestelle",
+    ],
+    "fr": [
+        "budget",
+        "conseil",
+        "école",
+        "réunion",
+        "l'eau",
+        "vote",
+        "résidentiel",
+        "logement",
+        "enseignante",
+        "quartier",
+        "motion",
+        "bibliothèque",
+        "hôpital",
+        "énergie",
+        "d'impôts",
+        "subvention",
+        "aménagement",
+    ],
+    "it": [
+        "bilancio",
+        "consiglio",
+        "scuola",
+        "riunione",
+        "dell'acqua",
+        "votazione",
+        "trasporti",
+        "abitazioni",
+        "insegnante",
+        "quartiere",
+        "mozione",
+        "biblioteca",
+        "ospedale",
+        "energia",
+        "tasse",
+        "finanziamento",
+        "progettazione",
+    ],
+    "es": [
+        "presupuesto",
+        "concejo",
+        "escuela",
+        "reunión",
+        "agua",
+        "votación",
+        "transporte",
+        "vivienda",
+        "maestra",
+        "distrito",
+        "moción",
+        "biblioteca",
+        "hospital",
+        "energía",
+        "impuestos",
+        "subvención",
+        "diseño",
+    ],
+    "ru": [
+        "бюджет",
+        "совет",
+        "школа",
+        "заседание",
+        "вода",
+        "голосование",
+        "транспорт",
+        "жильё",
+        "учительница",
+        "район",
+        "предложение",
+        "библиотека",
+        "больница",
+        "энергетика",
+        "налоги",
+        "достопримечательностями",
+        "финансирование",
+    ],
+    "ja": [
+        "予算",
+        "議会",
+        "学校",
+        "会議",
+        "水道",
+        "投票",
+        "交通",
+        "住宅",
+        "教師",
+        "地区",
+        "動議",
+        "図書館",
+        "病院",
+        "エネルギー",
+        "税金",
+        "補助金",
+        "設計",
+    ],
+}
+MIXED_LANGUAGES = sorted(MIXED_WORDS)
+
+
 def make_media(path: Path, seconds: int, salt: int) -> Path:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -83,16 +206,18 @@ def make_media(path: Path, seconds: int, salt: int) -> Path:
     return path
 
 
-def make_whisperx(path: Path, statements: int, rng: random.Random) -> Path:
+def make_whisperx(path: Path, statements: int, rng: random.Random, language: str = "en") -> Path:
+    vocabulary = MIXED_WORDS[language]
+    joiner = "" if language == "ja" else " "
     segments = []
     for i in range(statements):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 14))]
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(6, 14))]
         start = i * 1.0
         segments.append(
             {
                 "start": start,
                 "end": start + 0.9,
-                "text": " " + " ".join(words) + ".",
+                "text": " " + joiner.join(words) + ("。" if language == "ja" else "."),
                 "speaker": f"SPEAKER_{rng.randint(0, 5):02d}",
                 "words": [
                     {"word": w, "start": start + j * 0.05, "end": start + j * 0.05 + 0.04, "score": 0.9}
@@ -100,25 +225,30 @@ def make_whisperx(path: Path, statements: int, rng: random.Random) -> Path:
                 ],
             }
         )
-    path.write_text(json.dumps({"segments": segments, "language": "en"}))
+    path.write_text(json.dumps({"segments": segments, "language": language}))
     return path
 
 
-def build_vault(root: Path, media: int, statements: int) -> LocalVault:
+def language_of(index: int, mixed: bool) -> str:
+    return MIXED_LANGUAGES[index % len(MIXED_LANGUAGES)] if mixed else "en"
+
+
+def build_vault(root: Path, media: int, statements: int, mixed: bool = False) -> LocalVault:
     vault = LocalVault(root / "vault")
     settings = MediavaultSettings(home=root / "home", mongo_mode="disabled")
     rng = random.Random(7)
     work = root / "inputs"
     work.mkdir()
     for i in range(media):
+        language = language_of(i, mixed)
         audio = make_media(work / f"m{i}.wav", statements + 5, i)
-        output = make_whisperx(work / f"m{i}.json", statements, rng)
+        output = make_whisperx(work / f"m{i}.json", statements, rng, language)
         ingest(
             vault,
             IngestRequest(
                 media=str(audio),
                 outputs=[OutputSpec(str(output))],
-                metadata={"title": f"meeting {i}", "owner": f"team-{i % 7}"},
+                metadata={"title": f"meeting {i}", "owner": f"team-{i % 7}", "language": language},
             ),
             settings,
         )
@@ -168,6 +298,51 @@ def raw_load(vault: LocalVault, database, tantivy_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+def measure(root: Path, media: int, statements: int, queries: int, mixed: bool) -> None:
+    """Build a corpus, time the baseline and the full re-index, query it, print the figures."""
+    corpus = "mixed-language (" + ", ".join(MIXED_LANGUAGES) + ")" if mixed else "English"
+    t0 = time.perf_counter()
+    vault = build_vault(root, media, statements, mixed)
+    print(
+        f"{corpus} synthetic vault: {media} media x {statements} statements built in "
+        f"{time.perf_counter() - t0:.0f}s",
+        flush=True,
+    )
+    server = embedded.ensure_running(root / "mongo")
+    try:
+        database = MongoClient(server.url, tz_aware=True)["bench"]
+        baseline = raw_load(vault, database, root / "raw-tantivy")
+        target = IndexTarget(vault, MongoIndexStore(database), TantivySearchIndex(root / "tantivy"))
+        started = time.perf_counter()
+        report = full_rebuild(target)
+        rebuild = time.perf_counter() - started
+        assert report.statements == media * statements, report
+        rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rng = random.Random(11)
+        latencies = []
+        for i in range(queries):
+            vocabulary = MIXED_WORDS[language_of(i, mixed)]
+            words = rng.sample(vocabulary, 2)
+            text = f'"{words[0]} {words[1]}"' if i % 3 == 0 else " ".join(words)
+            query = SearchQuery(text=text, speaker=f"SPEAKER_0{i % 6}" if i % 4 == 0 else None)
+            q0 = time.perf_counter()
+            target.search.search(query)
+            latencies.append((time.perf_counter() - q0) * 1000)
+    finally:
+        embedded.stop(root / "mongo")
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    ratio = rebuild / baseline
+    print(f"  raw load {baseline:.1f}s, full re-index {rebuild:.1f}s: ratio {ratio:.2f} (target <= 1.3)")
+    print(f"  peak RSS so far {rss_mib:.0f} MiB (target < 1024)")
+    print(
+        f"  search over {report.statements:,} statements: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+        "(target p95 < 50)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -175,46 +350,13 @@ def main() -> None:
     parser.add_argument("--media", type=int, default=1000)
     parser.add_argument("--statements", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=300)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=os.environ.get("MEDIAVAULT_BENCH_DIR")) as tmp:
-        root = Path(tmp)
-        t0 = time.perf_counter()
-        vault = build_vault(root, args.media, args.statements)
-        print(
-            f"synthetic vault: {args.media} media x {args.statements} statements "
-            f"built in {time.perf_counter() - t0:.0f}s",
-            flush=True,
-        )
-        server = embedded.ensure_running(root / "mongo")
-        try:
-            database = MongoClient(server.url, tz_aware=True)["bench"]
-            baseline = raw_load(vault, database, root / "raw-tantivy")
-            target = IndexTarget(vault, MongoIndexStore(database), TantivySearchIndex(root / "tantivy"))
-            started = time.perf_counter()
-            report = full_rebuild(target)
-            rebuild = time.perf_counter() - started
-            assert report.statements == args.media * args.statements, report
-            rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            rng = random.Random(11)
-            latencies = []
-            for i in range(args.queries):
-                words = rng.sample(WORDS, 2)
-                text = f'"{words[0]} {words[1]}"' if i % 3 == 0 else " ".join(words)
-                query = SearchQuery(text=text, speaker=f"SPEAKER_0{i % 6}" if i % 4 == 0 else None)
-                q0 = time.perf_counter()
-                target.search.search(query)
-                latencies.append((time.perf_counter() - q0) * 1000)
-        finally:
-            embedded.stop(root / "mongo")
-    latencies.sort()
-    p50 = statistics.median(latencies)
-    p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    ratio = rebuild / baseline
-    print(f"raw load {baseline:.1f}s, full re-index {rebuild:.1f}s: ratio {ratio:.2f} (target <= 1.3)")
-    print(f"peak RSS {rss_mib:.0f} MiB (target < 1024)")
-    print(
-        f"search over {report.statements:,} statements: p50 {p50:.1f} ms, p95 {p95:.1f} ms (target p95 < 50)"
+    parser.add_argument(
+        "--corpus", choices=["english", "mixed", "both"], default="both", help="which corpus to measure"
     )
+    args = parser.parse_args()
+    for mixed in {"english": [False], "mixed": [True], "both": [False, True]}[args.corpus]:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("MEDIAVAULT_BENCH_DIR")) as tmp:
+            measure(Path(tmp), args.media, args.statements, args.queries, mixed)
 
 
 if __name__ == "__main__":

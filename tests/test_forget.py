@@ -270,3 +270,14 @@ def test_the_api_forgets_for_admins_only(tmp_path: Path, mongo_url: str) -> None
             assert admin.post(f"/api/v1/media/{'0' * 64}/forget", json={"reason": "x"}).status_code == 404
             audit = admin.get("/api/v1/audit", params={"action": "forget"}).json()["items"]
             assert sorted(r["outcome"] for r in audit) == ["ok", "planned", "refused"]
+
+
+def test_an_incremental_reindex_applies_a_forget_made_without_the_index(world) -> None:
+    target, secret, neighbour, _, _ = world
+    forget(target.vault, secret, "takedown", "admin", apply=True)  # no index at hand
+    assert target.search.search(SearchQuery(text="xylophonics")).total == 1, "the index has not heard yet"
+    reindex.incremental(target)
+    assert target.search.search(SearchQuery(text="xylophonics")).total == 0
+    assert target.search.search(SearchQuery(text="Quillon")).media == []
+    assert target.store.database[f"media_g{target.store.live_generation()}"].find_one({"_id": secret}) is None
+    assert target.search.search(SearchQuery(text="board", media_id=neighbour)).total > 0
