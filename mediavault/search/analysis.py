@@ -102,16 +102,20 @@ def piece_query(schema: tantivy.Schema, piece: str, language: str | None) -> tan
         [stem_field(key)] if key else [stem_field(code) for code in STEMMED_LANGUAGES]
     )
     alternatives: list[tuple[Any, tantivy.Query]] = []
+    analysed = {field: terms(field, piece) for field in fields}
+    # Typed without accents: the folded field finds everything the exact one would, so the exact
+    # field is not asked (one posting list less per word) and the folded match gets its boost.
+    plain = analysed[EXACT_FIELD] == analysed[FOLDED_FIELD]
     for field in fields:
-        found = terms(field, piece)
-        if not found:
+        found = analysed[field]
+        if not found or (plain and field == EXACT_FIELD):
             continue
         query = (
             tantivy.Query.term_query(schema, field, found[0])
             if len(found) == 1
             else tantivy.Query.phrase_query(schema, field, found)
         )
-        if field == EXACT_FIELD:
+        if field == EXACT_FIELD or (plain and field == FOLDED_FIELD):
             query = tantivy.Query.boost_query(query, EXACT_BOOST)
         alternatives.append((tantivy.Occur.Should, query))
     if not alternatives:

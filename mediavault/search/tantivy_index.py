@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ RAW_FIELDS = (
     "title",
 )
 POINTER = "CURRENT.json"
+FACET_AGGREGATIONS = {name: {"terms": {"field": name, "size": 20}} for name in FACET_FIELDS}
+_SEARCH_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="search")
 ANALYSIS_MARKER = "ANALYSIS"
 
 
@@ -279,22 +282,28 @@ class TantivySearchIndex:
         kwargs: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
         if query.sort == "time":
             kwargs.update(order_by_field="start", order=tantivy.Order.Asc)
-        result = searcher.search(combined, **kwargs)
-        # One generator per analysed field: a match found through folding or stemming is
-        # highlighted too (the first field whose terms occur in the statement wins).
+        # A match found through folding or stemming is highlighted too (the first field whose
+        # terms occur in the statement wins).
         text_query = (
             tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in text_parts])
             if text_parts
             else None
         )
-        snippets: dict[str, Any] = (
-            {
-                field: tantivy.SnippetGenerator.create(searcher, text_query, self.schema, field)
-                for field in analysis.ANALYZERS
-            }
-            if text_query is not None and query.highlight
-            else {}
+
+        def snippets() -> _Snippets | None:
+            return _Snippets(searcher, text_query, self.schema) if text_query and query.highlight else None
+
+        # Tantivy releases the GIL: the facets and the media matches are computed beside the hits.
+        counting = (
+            _SEARCH_POOL.submit(searcher.aggregate, combined, FACET_AGGREGATIONS) if query.facets else None
         )
+        matching = (
+            _SEARCH_POOL.submit(self._media_hits, searcher, query, text_parts, snippets())
+            if text_parts and query.wants_media()
+            else None
+        )
+        result = searcher.search(combined, **kwargs)
+        highlights = snippets()
         hits = []
         for score, address in result.hits:
             stored = searcher.doc(address).to_dict()
@@ -314,15 +323,13 @@ class TantivySearchIndex:
                     title=values.get("title", ""),
                     tags=stored.get("tags", []),
                     kind=values.get("kind", "statement"),
-                    snippet=_highlighted(snippets, text, values.get("language")),
+                    snippet=_highlighted(highlights, text, values.get("language")),
                     score=float(score) if query.sort == "relevance" else 0.0,
                 )
             )
         facets: dict[str, dict[str, int]] = {}
-        if query.facets and result.count:
-            aggregations = searcher.aggregate(
-                combined, {name: {"terms": {"field": name, "size": 20}} for name in FACET_FIELDS}
-            )
+        aggregations = counting.result() if counting is not None else None
+        if aggregations is not None and result.count:
             facets = {
                 name: {
                     str(b["key"]): int(b["doc_count"])
@@ -331,15 +338,11 @@ class TantivySearchIndex:
                 }
                 for name in FACET_FIELDS
             }
-        media = (
-            self._media_hits(searcher, query, text_parts, snippets)
-            if text_parts and query.wants_media()
-            else []
-        )
+        media = matching.result() if matching is not None else []
         return SearchResult(total=result.count, hits=hits, facets=facets, media=media)
 
     def _media_hits(
-        self, searcher: Any, query: SearchQuery, text_parts: list[tantivy.Query], snippets: dict[str, Any]
+        self, searcher: Any, query: SearchQuery, text_parts: list[tantivy.Query], snippets: _Snippets | None
     ) -> list[MediaHit]:
         """Media items whose title, description or tags hold every word, best first."""
         kind = tantivy.Query.term_query(self.schema, "kind", "media")
@@ -362,14 +365,28 @@ class TantivySearchIndex:
         return media
 
 
-def _highlighted(generators: dict[str, Any], text: str, language: str | None) -> str:
+class _Snippets:
+    """Snippet generators of one search, made on first use: most hits are highlighted through the
+    first field tried, and making a generator reads the query's term statistics."""
+
+    def __init__(self, searcher: Any, query: tantivy.Query, schema: tantivy.Schema) -> None:
+        self.searcher, self.query, self.schema = searcher, query, schema
+        self.made: dict[str, Any] = {}
+
+    def get(self, field: str) -> Any:
+        if field not in self.made:
+            self.made[field] = tantivy.SnippetGenerator.create(self.searcher, self.query, self.schema, field)
+        return self.made[field]
+
+
+def _highlighted(generators: _Snippets | None, text: str, language: str | None) -> str:
     """The statement as HTML, with the query's matches in <b>: through the written form first,
     then the folded form, then the statement language's stems."""
+    if generators is None:
+        return html.escape(text)
     key = analysis.language_key(language)
     for field in (analysis.EXACT_FIELD, analysis.FOLDED_FIELD, *([analysis.stem_field(key)] if key else [])):
         generator = generators.get(field)
-        if generator is None:
-            continue
         snippet = generator.snippet_from_doc(tantivy.Document(**{field: text}))
         if snippet.highlighted():
             return _snippet(snippet, text)
