@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from blocks import resolve_settings
-from mediavault.lifecycle.forget import ForgetResult, record_forget
+from mediavault.lifecycle.forget import ForgetResult, record_forget, record_forget_failure
 from mediavault.lifecycle.forget import forget as forget_media
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
@@ -77,7 +77,13 @@ def forget_flow(
     """
     logger = get_run_logger()
     settings = resolve_settings(config_block, vault_url=vault_url)
-    result = forget_task(settings, media_id, reason, requested_by, apply)
+    try:
+        result = forget_task(settings, media_id, reason, requested_by, apply)
+    except Exception as exc:  # part-way: audited; running the flow again finishes it
+        record_forget_failure(
+            vault_from_settings(settings), media_id, requested_by, reason, exc, flow_run_id=flow_run.get_id()
+        )
+        raise
     record_forget(vault_from_settings(settings), result, requested_by, reason, flow_run_id=flow_run.get_id())
     create_markdown_artifact(_markdown(result), key="forget", description="forget")
     summary = result.as_dict()

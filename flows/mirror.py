@@ -27,7 +27,8 @@ def _markdown(body: dict[str, Any], key: str) -> str:
         f"{body['objects_present']}; tokens/audit/reports copied: {body['listed_copied']}\n"
         f"- skipped (expired, or archived in a cold class): {body['skipped_count']}\n"
         f"- errors: {len(body['errors'])}\n"
-        f"- report: `{key}` in the vault\n\nNothing was deleted from the mirror."
+        f"- report: `{key}` in the vault\n\nNothing was deleted from the mirror except what a forget erased "
+        f"({body.get('erased', 0)} object(s))."
     )
 
 

@@ -596,6 +596,9 @@ def show(
     else:
         manifest = manifests.newest_manifest(store, resolved)
     assert manifest is not None
+    if as_json:
+        console.print_json(manifest.model_dump_json())
+        return
     if manifest.forgotten is not None:
         gone = manifest.forgotten
         console.print(
@@ -603,9 +606,6 @@ def show(
             f"{escape(gone.by)}: {escape(gone.reason)} (tombstone, manifest v{manifest.version})",
             highlight=False,
         )
-        return
-    if as_json:
-        console.print_json(manifest.model_dump_json())
         return
     applied = load_applied_edits(store, manifest)
     metadata = applied.metadata_over(manifest.metadata)

@@ -36,10 +36,9 @@ class IntegrityError(TerminalError):
 class MediaForgotten(TerminalError):
     """The media item was erased on request: nothing may be committed for it again."""
 
-    def __init__(self, media_id: str, at: str, reason: str) -> None:
+    def __init__(self, media_id: str, at: str) -> None:
         super().__init__(
-            f"media {media_id} was erased on request on {at} ({reason}); it cannot be ingested or "
-            "changed again"
+            f"media {media_id} was erased on request on {at}; it cannot be ingested or changed again"
         )
         self.media_id = media_id
 

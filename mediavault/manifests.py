@@ -133,7 +133,7 @@ def commit(
     for _ in range(MAX_COMMIT_ATTEMPTS):
         current = newest_manifest(vault, media_id)
         if current is not None and current.forgotten is not None:
-            raise MediaForgotten(media_id, f"{current.forgotten.at:%Y-%m-%d}", current.forgotten.reason)
+            raise MediaForgotten(media_id, f"{current.forgotten.at:%Y-%m-%d}")
         proposed = derive(current)
         if proposed is None:
             assert current is not None, "derive() must create a manifest for a new media item"

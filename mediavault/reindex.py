@@ -532,9 +532,10 @@ def purge_media(target: IndexTarget, media_id: str, wait_seconds: float = 600.0)
     with RebuildLease(target.store).acquire(wait_seconds) as lease:
         report = full_rebuild(target, lease=lease)
         # The generations from before the forget go, and with them rollback to a time it was there.
-        dropped = {target.search.previous_generation(), target.store.previous_generation()} - {None}
-        for generation in dropped:
+        dropped = {target.search.drop_previous()} - {None}
+        target.store.apply_switch(report.generation, None, None)
+        for generation in {*target.search.generations(), *target.store.generations()} - {report.generation}:
             target.search.drop_generation(generation)
             target.store.drop_generation(generation)
-        target.store.apply_switch(report.generation, None, None)
+            dropped.add(generation)
     return {**removed, "rebuilt_generation": report.generation, "dropped_generations": sorted(dropped)}

@@ -162,7 +162,9 @@ class OpsOptions(BaseModel):
         60.0, ge=0, description="How long a metrics snapshot (it reads every manifest) is reused"
     )
     metrics_open_on_loopback: bool = Field(
-        True, description="/metrics needs no token from a direct loopback client (no proxy headers)"
+        False,
+        description="/metrics needs no token from a direct loopback client (no proxy headers); keep it off "
+        "behind a same-host proxy that adds no X-Forwarded-For",
     )
     metrics_textfile: Path | None = Field(
         None, description="The capacity flow writes the metrics here (node_exporter's textfile collector)"

@@ -281,3 +281,70 @@ def test_an_incremental_reindex_applies_a_forget_made_without_the_index(world) -
     assert target.search.search(SearchQuery(text="Quillon")).media == []
     assert target.store.database[f"media_g{target.store.live_generation()}"].find_one({"_id": secret}) is None
     assert target.search.search(SearchQuery(text="board", media_id=neighbour)).total > 0
+
+
+def test_forget_leaves_no_generation_holding_the_item_on_any_search_backend(
+    tmp_path: Path, mongo_db, search_index
+) -> None:
+    from mediavault.errors import ConfigurationError
+
+    vault = LocalVault(tmp_path / "vault")
+    target = IndexTarget(vault, MongoIndexStore(mongo_db), search_index)
+    settings = MediavaultSettings(home=tmp_path / "home", mongo_mode="disabled")
+    secret = ingest(
+        vault,
+        IngestRequest(
+            media=str(JFK_MEDIA), outputs=[OutputSpec(str(JFK_JSON))], metadata={"title": SECRET_TITLE}
+        ),
+        settings,
+    ).media_id
+    reindex.full_rebuild(target)
+    reindex.full_rebuild(target)  # a previous generation, kept for rollback, holds the item too
+    assert search_index.previous_generation() is not None
+    forget(
+        vault,
+        secret,
+        "takedown",
+        "admin",
+        apply=True,
+        remove_from_index=lambda m: reindex.purge_media(target, m),
+    )
+    assert search_index.search(SearchQuery(text="fellow")).total == 0
+    assert search_index.generations() == [search_index.live_generation()]
+    assert search_index.previous_generation() is None
+    assert target.store.generations() == [target.store.live_generation()]
+    with pytest.raises(ConfigurationError):
+        reindex.rollback(target)
+
+
+def test_nothing_is_deleted_when_a_hold_lands_before_the_tombstone(world) -> None:
+    target, secret, _, _, _ = world
+    before = every_object(target.vault)
+
+    def hold_first(step: str, key: str) -> None:
+        if step == "tombstone":  # a legal hold set between the plan and the tombstone's commit
+            engine.set_legal_hold(target.vault, secret, True)
+
+    with pytest.raises(LegalHold):
+        forget(target.vault, secret, "takedown", "admin", apply=True, hook=hold_first)
+    after = every_object(target.vault)
+    assert {k: v for k, v in after.items() if k in before} == before, "no archive copy or object went"
+    with pytest.raises(InputError, match="requested_by"):
+        forget(target.vault, secret, "takedown", " ", apply=True)
+
+
+def test_the_api_finishes_a_forget_that_stopped_after_its_tombstone(tmp_path: Path, mongo_url: str) -> None:
+    from mediavault.settings import S3Options, WebOptions
+    from tests import web_site
+
+    web = WebOptions(audit_flush_seconds=0.2)
+    vault_url = (tmp_path / "vault").resolve().as_uri()
+    with web_site.running_site(tmp_path, vault_url, S3Options(), mongo_url, web, "local") as site:
+        with pytest.raises(Crash):
+            forget(site.vault, site.alice_media, "takedown", "admin", apply=True, hook=crash_at("delete"))
+        path = f"/api/v1/media/{site.alice_media}/forget"
+        with site.client("admin") as admin, site.client("alice-editor") as editor:
+            assert editor.post(path, json={"reason": "takedown", "apply": True}).status_code == 403
+            done = admin.post(path, json={"reason": "takedown", "apply": True})
+            assert done.status_code == 200 and done.json()["already_forgotten"] is not None
+        assert not any(k.startswith(f"media/{site.alice_media}/") for k in site.vault.list_keys("media/"))

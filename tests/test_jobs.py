@@ -39,7 +39,7 @@ def record_jobs(database, media_id: str) -> None:
     status.record_event(database, "job-crash", "media-stored", NEVER_STORED)
     status.record_event(database, "job-crash", "failed", NEVER_STORED, error="connection reset")
     status.record_event(database, "job-batch", "committed", media_id, manifest_version=1)
-    status.record_event(database, "job-batch", "item-failed", item="talk-2", error="talk-2.json: not UTF-8")
+    status.record_event(database, "job-batch", "item-failed", item="=talk-2", error="talk-2.json: not UTF-8")
     status.record_event(database, "job-live", "media-stored", media_id)
 
 
@@ -54,7 +54,7 @@ def test_jobs_are_grouped_with_status_reason_and_events(mongo_db) -> None:
         "job-live": "running",
     }
     assert found["job-bad"].reason == 'a.wav: =HYPERLINK("x") bad.json: segments.0.start'
-    assert found["job-batch"].reason == "talk-2: talk-2.json: not UTF-8"
+    assert found["job-batch"].reason == "=talk-2: talk-2.json: not UTF-8"
     assert [e["event"] for e in found["job-crash"].events] == ["media-stored", "failed"]
     assert next(iter(found)) == "job-live", "newest first"
     failed = [j.job_id for j in jobs.list_jobs(mongo_db, failed_only=True)]
@@ -65,6 +65,7 @@ def test_jobs_are_grouped_with_status_reason_and_events(mongo_db) -> None:
 
     rows = list(csv.DictReader(io.StringIO(jobs.events_csv(list(found.values())))))
     assert len(rows) == 8 and set(rows[0]) == set(jobs.CSV_COLUMNS)
+    assert all(not r["item"].startswith(("=", "+", "-", "@")) for r in rows)
     rejected = next(r for r in rows if r["event"] == "rejected")
     assert rejected["error"].startswith("'="), "a formula is never handed to a spreadsheet"
     assert json.loads(rejected["detail"]) == {"media": "a.wav"}

@@ -172,7 +172,8 @@ def test_critical_findings_come_first_and_name_their_figures() -> None:
 
 
 @pytest.fixture
-def local_site(tmp_path: Path, mongo_url: str):
+def local_site(tmp_path: Path, mongo_url: str, monkeypatch):
+    monkeypatch.setenv("MEDIAVAULT_OPS__METRICS_OPEN_ON_LOOPBACK", "true")
     web = WebOptions(audit_flush_seconds=0.2)
     vault_url = (tmp_path / "vault").resolve().as_uri()
     with web_site.running_site(tmp_path, vault_url, S3Options(), mongo_url, web, "local") as built:

@@ -96,6 +96,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("stats", "GET", "/api/v1/stats", "viewer"),
     Endpoint("me", "GET", "/api/v1/me", "viewer"),
     Endpoint("jobs", "GET", "/api/v1/jobs", "viewer"),
+    Endpoint("metrics", "GET", "/metrics", "admin", deny_reason=_role_reason("admin")),
     Endpoint(
         "forget-plan",  # a dry run: changes nothing
         "POST",
@@ -140,7 +141,6 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("logout", "POST", "/logout", None),
     Endpoint("shared-link", "GET", "/shared/{signed}", None, ok={"local": 200, "s3": 410}),
     Endpoint("health", "GET", "/healthz", None),
-    Endpoint("metrics", "GET", "/metrics", None),  # open on loopback (test_ops covers the proxied case)
     Endpoint("openapi", "GET", "/api/openapi.json", None),
     Endpoint("docs", "GET", "/api/docs", None),
 ]

@@ -8,31 +8,29 @@ segment or a rollback generation) and its job events. What stays: a tombstone ma
 
 The steps run in an order that converges when a run dies part-way and is run again:
 
-1. plan from every manifest version (archive copies are found through them, and by listing
-   each archive tier under the item's prefix);
-2. delete the archived copies (a crash here leaves the item committed, with copies gone that a
-   re-run deletes again);
-3. commit the tombstone: from here on every reader treats the item as absent, and every commit
-   for it is refused (``MediaForgotten``), so an ingest racing the forget cannot bring it back;
-4. delete the hot objects and edits under the garbage-collection claim (an ingest in flight on the
-   same bytes holds a pin: the forget waits for it, then deletes what it wrote);
-5. delete the earlier manifest versions and their journal markers;
-6. remove it from MongoDB (every generation), job events and search, then rebuild the index.
+1. plan (read only) and refuse what must be refused: an unknown item, a legal hold, no reason;
+2. commit the tombstone: from here on every reader treats the item as absent, and every commit
+   for it is refused (``MediaForgotten``), so no writer can bring it back; the earlier manifest
+   versions still name the archive tiers, so a re-run finds every copy;
+3. list again, then delete the archived copies (every tier the versions name, and the default);
+4. delete the hot objects and edits (pins are not waited for: no commit can use them now);
+5. delete the earlier manifest versions, each ``.json`` before its ``.journaled`` marker;
+6. remove it from MongoDB (every generation), job events and search, then rebuild the index and
+   drop the generations from before the forget.
 
-A legal hold blocks a forget. Nothing is deleted before the hold is checked, and the tombstone's
-commit checks it again.
+A legal hold blocks a forget: the tombstone's commit checks it, and nothing is deleted before the
+tombstone is committed.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mediavault import manifests
 from mediavault.edits import edits_prefix
-from mediavault.errors import ConflictError, InputError, LegalHold
+from mediavault.errors import InputError, LegalHold
 from mediavault.lifecycle.engine import default_archive_url
 from mediavault.models import Forgotten, Manifest, MediaInfo, MediaMetadata, MediaProbe, utc_now
 from mediavault.tiers import ArtifactReader
@@ -47,7 +45,6 @@ from mediavault.vault.keys import (
     parse_manifest_version,
 )
 
-PIN_WAIT_SECONDS = 120.0
 Hook = Callable[[str, str], None]
 
 
@@ -81,6 +78,7 @@ class ForgetResult:
     tombstone_version: int | None = None
     deleted: list[str] = field(default_factory=list)
     index: dict[str, Any] = field(default_factory=dict)
+    writer_in_flight: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +87,7 @@ class ForgetResult:
             "tombstone_version": self.tombstone_version,
             "deleted": len(self.deleted),
             "index": self.index,
+            "writer_in_flight": self.writer_in_flight,
         }
 
 
@@ -164,28 +163,24 @@ def _commit_tombstone(vault: Vault, media_id: str, forgotten: Forgotten) -> int:
     return manifests.commit(vault, media_id, derive).manifest.version
 
 
-def _delete_hot(vault: Vault, media_id: str, keys: list[str], hook: Hook, deleted: list[str]) -> None:
-    """Delete under the claim protocol; wait while an ingest of the same bytes holds a pin (its
-    commit will be refused, and what it stored is deleted on the next pass)."""
-    deadline = time.monotonic() + PIN_WAIT_SECONDS
-    pending = [k for k in keys if k.startswith("media/")]
-    while True:
+def _delete_hot(vault: Vault, media_id: str, hook: Hook, deleted: list[str]) -> bool:
+    """Delete the item's objects and edits as they are listed now. With the tombstone committed no
+    commit can use them any more, so pins are not waited for. Returns True when an ingest still
+    held a pin (it may store an object after this pass; its commit is refused and the lifecycle
+    run collects what it left)."""
+    for key in [*vault.list_keys(media_prefix(media_id)), *vault.list_keys(edits_prefix(media_id))]:
+        hook("delete", key)
+        vault.delete(key)
+        deleted.append(key)
+    return bool(pins.live_pins(vault, media_id))
 
-        def delete(key: str) -> None:
-            hook("delete", key)
-            vault.delete(key)
-            deleted.append(key)
 
-        _, kept_because = pins.collect(vault, media_id, pending, lambda: set(), delete)
-        pending = list(vault.list_keys(media_prefix(media_id)))
-        if not pending and not pins.live_pins(vault, media_id):
-            return
-        if time.monotonic() > deadline:
-            raise ConflictError(
-                f"media {media_id}: {kept_because or 'objects keep appearing'}; the tombstone is "
-                "committed, run the forget again once the ingest in flight has ended"
-            )
-        time.sleep(pins.POLL_SECONDS)
+def _manifest_deletion_order(key: str) -> tuple[int, int]:
+    """Older versions first, and a version's ``.json`` before its ``.journaled`` marker: a crash
+    between the two leaves a marker without a manifest, never a manifest without its marker (the
+    journal sweep would journal that one again, after the tombstone)."""
+    version = parse_manifest_version(key.replace(".journaled", ".json")) or 0
+    return version, 0 if key.endswith(".json") else 1
 
 
 def forget(
@@ -199,39 +194,44 @@ def forget(
     hook: Hook = _no_hook,
 ) -> ForgetResult:
     """Plan (default) or apply a forget. ``remove_from_index`` removes the item from the index
-    and search and rebuilds them (see ``purge_from_index``); None leaves the index to the next
-    re-index, which drops the item too."""
+    and search and rebuilds them (``mediavault.reindex.purge_media``); None leaves that to the
+    next re-index, which drops the item too.
+
+    Applying commits the tombstone first (nothing is deleted before every refusal has had its
+    chance: a legal hold, a bad ``by``), then deletes what is listed at that moment, on every tier."""
     reason = (reason or "").strip()
     if not reason:
         raise InputError("forget", "reason", "say why the item is forgotten (--reason)")
     if len(reason) > 2000:
         raise InputError("forget", "reason", "at most 2000 characters")
+    by = (by or "").strip()
+    if not by or len(by) > 200:
+        raise InputError("forget", "requested_by", "who asked for it: 1 to 200 characters")
     plan = plan_forget(vault, media_id, archive_urls)
     result = ForgetResult(plan, applied=apply)
     if not apply:
         return result
     media_id = plan.media_id
+    if plan.tombstone is None:
+        hook("tombstone", media_id)
+        forgotten = Forgotten(at=utc_now(), by=by, reason=reason)
+        result.tombstone_version = _commit_tombstone(vault, media_id, forgotten)
+        # Listed again: a writer that raced the tombstone may have stored more since the plan.
+        plan = plan_forget(vault, media_id, archive_urls)
+        result.plan = plan
+    else:
+        result.tombstone_version = _versions(vault, media_id)[-1]
     reader = ArtifactReader(vault)
     for url, key in plan.archive_keys:
         hook("delete-archive", key)
         reader.archive_vault(url).delete(key)
         result.deleted.append(f"{url} {key}")
-    if plan.tombstone is None:
-        hook("tombstone", media_id)
-        forgotten = Forgotten(at=utc_now(), by=by, reason=reason)
-        result.tombstone_version = _commit_tombstone(vault, media_id, forgotten)
-    else:
-        result.tombstone_version = _versions(vault, media_id)[-1]
-    _delete_hot(vault, media_id, plan.hot_keys, hook, result.deleted)
-    for key in [k for k in plan.hot_keys if not k.startswith("media/")]:  # edits
-        hook("delete", key)
-        vault.delete(key)
-        result.deleted.append(key)
+    result.writer_in_flight = _delete_hot(vault, media_id, hook, result.deleted)
     tombstone_keys = {
         manifest_key(media_id, result.tombstone_version),
         manifest_journaled_key(media_id, result.tombstone_version),
     }
-    for key in vault.list_keys(manifest_prefix(media_id)):
+    for key in sorted(vault.list_keys(manifest_prefix(media_id)), key=_manifest_deletion_order):
         version = parse_manifest_version(key.replace(".journaled", ".json"))
         if key in tombstone_keys or version is None or version >= result.tombstone_version:
             continue
@@ -280,7 +280,30 @@ def erase_copy(store: Vault, media_id: str, tombstone_version: int, hook: Hook =
             and version < tombstone_version
         ),
     ]
+    doomed.sort(key=lambda key: (not key.startswith(("media/", "edits/")), _manifest_deletion_order(key)))
     for key in doomed:
         hook("delete", key)
         store.delete(key)
     return doomed
+
+
+def record_forget_failure(
+    vault: Vault, media_id: str, by: str, reason: str, exc: BaseException, **detail: Any
+) -> None:
+    """The audit record of a forget that failed (refused, or stopped part-way)."""
+    from mediavault.access.audit import AuditRecord, write_records
+
+    outcome = "refused" if isinstance(exc, (LegalHold, InputError)) else "failed"
+    extra = {k: v for k, v in detail.items() if v is not None}
+    write_records(
+        vault,
+        [
+            AuditRecord(
+                action="forget",
+                outcome=outcome,
+                actor=by or "unknown",
+                media_id=media_id if SHA256_RE.match(media_id or "") else None,
+                detail={"reason": reason, "error": str(exc)[:500], **extra},
+            )
+        ],
+    )

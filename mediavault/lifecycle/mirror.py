@@ -189,7 +189,14 @@ class MirrorReport:
     def merge(self, other: MirrorReport) -> None:
         self.checkpoint = max(self.checkpoint, other.checkpoint)
         self.journal_tail = max(self.journal_tail, other.journal_tail)
-        for name in ("records", "objects_copied", "bytes_copied", "objects_present", "listed_copied"):
+        for name in (
+            "records",
+            "objects_copied",
+            "bytes_copied",
+            "objects_present",
+            "listed_copied",
+            "erased",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped_count += other.skipped_count
         self.skipped = (self.skipped + other.skipped)[:LISTED_SHOWN]

@@ -390,6 +390,9 @@ def run_drill(
         if manifests.latest_manifest(mirror, media_id) is None:
             report.sample.remove(media_id)
             report.skip(media_id, "erased on request (forget)")
+        elif manifests.latest_manifest(live.vault, media_id) is None:
+            report.sample.remove(media_id)
+            report.skip(media_id, "erased on request since the last mirror run (the mirror erases it next)")
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="mediavault-drill-", dir=workdir))

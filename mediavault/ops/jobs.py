@@ -95,7 +95,7 @@ def list_jobs(
         {"$sort": {"last": -1}},
     ]
     jobs: list[Job] = []
-    for group in database[JOB_EVENTS].aggregate(pipeline):
+    for group in database[JOB_EVENTS].aggregate(pipeline, allowDiskUse=True):
         events = sorted(group["events"], key=lambda e: e["at"])
         kinds = [e["event"] for e in events]
         status = job_status(kinds)
@@ -133,7 +133,7 @@ def events_csv(jobs: list[Job]) -> str:
                     job.job_id,
                     event.get("event"),
                     event.get("media_id") or "",
-                    item or "",
+                    _csv_safe(str(item or "")),
                     _csv_safe(error or ""),
                     _csv_safe(json.dumps(detail, sort_keys=True, default=str) if detail else ""),
                 ]

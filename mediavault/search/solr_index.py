@@ -465,6 +465,27 @@ class SolrSearchIndex:
         else:
             self._admin("cores", action="UNLOAD", core=name, deleteIndex="true", deleteInstanceDir="true")
 
+    def drop_previous(self) -> int | None:
+        self._forget_cores()
+        try:
+            if self.mode == "cloud":
+                previous = self._aliases().get(f"{self.name}_previous")
+                if not previous:
+                    return None
+                self._admin("collections", action="DELETEALIAS", name=f"{self.name}_previous")
+                generation = self._generation_of(previous)
+                if previous in self._names():
+                    self._admin("collections", action="DELETE", name=previous)
+                return generation
+            core = f"{self.name}_previous"
+            if core not in self._names():
+                return None
+            generation = self._core_generation(core)
+            self._admin("cores", action="UNLOAD", core=core, deleteIndex="true", deleteInstanceDir="true")
+            return generation
+        finally:
+            self._forget_cores()
+
     def destroy(self) -> None:
         self._forget_cores()
         with self._lock:

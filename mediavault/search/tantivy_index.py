@@ -212,6 +212,16 @@ class TantivySearchIndex:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._dir(generation))
 
+    def drop_previous(self) -> int | None:
+        pointer = self._read_pointer()
+        previous = pointer.get("previous")
+        if previous is None:
+            return None
+        self._write_pointer({"live": pointer.get("live"), "previous": None})
+        if previous != pointer.get("live"):
+            self.drop_generation(previous)
+        return previous
+
     def destroy(self) -> None:
         with self._lock:
             self._writers.clear()
@@ -380,12 +390,13 @@ class _Snippets:
 
 
 def _highlighted(generators: _Snippets | None, text: str, language: str | None) -> str:
-    """The statement as HTML, with the query's matches in <b>: through the written form first,
-    then the folded form, then the statement language's stems."""
+    """The statement as HTML, with the query's matches in <b>: through the folded form first (it
+    matches every word typed with or without accents), then the written form, then the statement
+    language's stems."""
     if generators is None:
         return html.escape(text)
     key = analysis.language_key(language)
-    for field in (analysis.EXACT_FIELD, analysis.FOLDED_FIELD, *([analysis.stem_field(key)] if key else [])):
+    for field in (analysis.FOLDED_FIELD, analysis.EXACT_FIELD, *([analysis.stem_field(key)] if key else [])):
         generator = generators.get(field)
         snippet = generator.snippet_from_doc(tantivy.Document(**{field: text}))
         if snippet.highlighted():

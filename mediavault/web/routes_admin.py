@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediavault import manifests
 from mediavault.access.audit import read_audit
 from mediavault.errors import InputError
 from mediavault.web import routes_media
@@ -98,8 +99,10 @@ def forget(
     from mediavault.lifecycle.forget import forget as forget_media
     from mediavault.reindex import purge_media
 
-    routes_media.visible(services, request, caller, media_id)  # unknown or another owner's: 404
-    require_role(services, request, caller, "admin")
+    newest = manifests.newest_manifest(services.vault, media_id)
+    if newest is None or newest.forgotten is None:
+        routes_media.visible(services, request, caller, media_id)  # unknown or another owner's: 404
+    require_role(services, request, caller, "admin")  # a tombstone: only an admin may finish it
     by = f"token:{caller.principal.token_id}"
     try:
         result = forget_media(
@@ -117,6 +120,9 @@ def forget(
         if exc.field == "reason":
             raise ApiError(422, exc.message, {"field": "body.reason"}) from None
         raise ApiError(404, "no such media item", {"field": "path.media_id"}) from None
+    except Exception as exc:  # part-way: audited, and a retry finishes it
+        caller.audit(services, "forget", media_id, outcome="failed", reason=body.reason, error=str(exc)[:500])
+        raise
     outcome = "ok" if result.applied else "planned"
     caller.audit(
         services,
