@@ -51,6 +51,9 @@ def prune_job_events(settings: MediavaultSettings) -> int:
     from mediavault import status
     from mediavault.ops.jobs import prune_events
 
+    embedded_data = Path(settings.home) / "mongo"
+    if settings.mongo_mode == "embedded" and settings.mongo_url is None and not embedded_data.exists():
+        return 0  # no index was ever kept here: nothing to prune, and no server to start for it
     database = status.connect(settings)
     return 0 if database is None else prune_events(database, settings.ops.job_events_days)
 
