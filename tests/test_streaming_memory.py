@@ -79,6 +79,8 @@ def _child_project(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
         count, last = 0, -1
         for batch in batches:
             for document in batch:
+                if document["kind"] == "media":  # the item's own search document (title, tags) comes first
+                    continue
                 assert document["seq"] == last + 1
                 last = document["seq"]
                 count += 1
