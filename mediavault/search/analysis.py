@@ -95,8 +95,15 @@ def terms(field: str, text: str) -> list[str]:
     return ANALYZERS[field].analyze(text)
 
 
-def piece_query(schema: tantivy.Schema, piece: str, language: str | None) -> tantivy.Query | None:
-    """One query word or phrase, matched in any chain; None when it holds no token at all."""
+def piece_query(
+    schema: tantivy.Schema, piece: str, language: str | None, within: tantivy.Query | None = None
+) -> tantivy.Query | None:
+    """One query word or phrase, matched in any chain; None when it holds no token at all.
+
+    ``within`` (a selective filter) is put inside each alternative rather than beside the union of
+    them: Tantivy seeks a union of long posting lists slowly, while each small intersection is
+    driven by the filter's short list (media matches: 0.2 ms instead of 6.5 ms at 1M statements).
+    """
     key = language_key(language)
     fields = [EXACT_FIELD, FOLDED_FIELD] + (
         [stem_field(key)] if key else [stem_field(code) for code in STEMMED_LANGUAGES]
@@ -115,6 +122,8 @@ def piece_query(schema: tantivy.Schema, piece: str, language: str | None) -> tan
             if len(found) == 1
             else tantivy.Query.phrase_query(schema, field, found)
         )
+        if within is not None:
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, within)])
         if field == EXACT_FIELD or (plain and field == FOLDED_FIELD):
             query = tantivy.Query.boost_query(query, EXACT_BOOST)
         alternatives.append((tantivy.Occur.Should, query))

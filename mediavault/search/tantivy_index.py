@@ -254,9 +254,11 @@ class TantivySearchIndex:
             )
         return filters
 
-    def _text_parts(self, query: SearchQuery) -> list[tantivy.Query]:
+    def _text_parts(self, query: SearchQuery, within: tantivy.Query | None = None) -> list[tantivy.Query]:
         phrases, words = split_query(query.text)
-        parts = [analysis.piece_query(self.schema, piece, query.language) for piece in [*phrases, *words]]
+        parts = [
+            analysis.piece_query(self.schema, piece, query.language, within) for piece in [*phrases, *words]
+        ]
         return [part for part in parts if part is not None]
 
     def _query(self, query: SearchQuery, text_parts: list[tantivy.Query]) -> tantivy.Query:
@@ -308,7 +310,7 @@ class TantivySearchIndex:
             _SEARCH_POOL.submit(searcher.aggregate, combined, FACET_AGGREGATIONS) if query.facets else None
         )
         matching = (
-            _SEARCH_POOL.submit(self._media_hits, searcher, query, text_parts, snippets())
+            _SEARCH_POOL.submit(self._media_hits, searcher, query, snippets())
             if text_parts and query.wants_media()
             else None
         )
@@ -351,11 +353,10 @@ class TantivySearchIndex:
         media = matching.result() if matching is not None else []
         return SearchResult(total=result.count, hits=hits, facets=facets, media=media)
 
-    def _media_hits(
-        self, searcher: Any, query: SearchQuery, text_parts: list[tantivy.Query], snippets: _Snippets | None
-    ) -> list[MediaHit]:
+    def _media_hits(self, searcher: Any, query: SearchQuery, snippets: _Snippets | None) -> list[MediaHit]:
         """Media items whose title, description or tags hold every word, best first."""
         kind = tantivy.Query.term_query(self.schema, "kind", "media")
+        text_parts = self._text_parts(query, within=kind)
         clauses = [(tantivy.Occur.Must, q) for q in [kind, *text_parts, *self._filters(query)]]
         found = searcher.search(tantivy.Query.boolean_query(clauses), limit=query.media_limit)
         media = []
