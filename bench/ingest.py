@@ -30,7 +30,7 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from mediavault.ingest import IngestRequest, ingest
+from mediavault.ingest.pipeline import IngestRequest, ingest
 from mediavault.settings import MediavaultSettings, S3Options
 from mediavault.vault import LocalVault
 from mediavault.vault.s3 import S3Vault, make_s3_client

@@ -36,13 +36,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediavault import manifests
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.models import Artifact, utc_now
-from mediavault.parquet import STATEMENTS_SCHEMA
+from mediavault.ingest.parquet import STATEMENTS_SCHEMA
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault, Vault, open_vault
+from mediavault.vault import LocalVault, Vault, manifests, open_vault
 from mediavault.vault.keys import run_derived
+from mediavault.vault.models import Artifact, utc_now
 
 MIB = 1024 * 1024
 RISE_TARGET_MIB = 256
@@ -145,7 +144,7 @@ def restore(vault: Vault, media_id: str) -> None:
 
 
 def project_all(vault: Vault, media_id: str) -> int:
-    from mediavault.projection import project
+    from mediavault.index.projection import project
 
     count = 0
     for batch in project(vault, media_id)[1]:

@@ -28,15 +28,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pymongo import MongoClient
 
-from mediavault import embedded, manifests
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.projection import load_applied_edits, media_document
-from mediavault.reindex import IndexTarget, full_rebuild
+from mediavault.index import embedded
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.projection import load_applied_edits, media_document
+from mediavault.index.reindex import IndexTarget, full_rebuild
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.search import SearchQuery
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 
 WORDS = [
     "budget",

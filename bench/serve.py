@@ -47,14 +47,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mediavault import embedded, manifests
 from mediavault.access.tokens import TokenStore
 from mediavault.backends import index_target, search_from_settings
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.reindex import full_rebuild
+from mediavault.index import embedded
+from mediavault.index.reindex import full_rebuild
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.search import SearchIndex, SearchQuery
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import vault_from_settings
+from mediavault.vault import manifests, vault_from_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # "python bench/serve.py" finds bench.*
 from bench.reindex import WORDS, build_vault, make_whisperx

@@ -10,10 +10,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from blocks import resolve_settings
-from mediavault import status
-from mediavault.models import utc_now
+from mediavault.index import status
 from mediavault.ops import capacity, metrics, snapshot
 from mediavault.settings import MediavaultSettings
+from mediavault.vault.models import utc_now
 from tasks.common import RETRYING
 
 

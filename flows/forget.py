@@ -21,9 +21,9 @@ from tasks.common import RETRYING
 def forget_task(
     settings: MediavaultSettings, media_id: str, reason: str, by: str, apply: bool
 ) -> ForgetResult:
-    from mediavault import status
     from mediavault.backends import index_target
-    from mediavault.reindex import purge_media
+    from mediavault.index import status
+    from mediavault.index.reindex import purge_media
 
     indexed = status.connect(settings) is not None
     return forget_media(

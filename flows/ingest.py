@@ -12,9 +12,9 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from blocks import resolve_settings
-from mediavault import inbox
 from mediavault.errors import InputError, InsufficientSpace, ObjectsVanished
-from mediavault.ingest import IngestRequest, OutputSpec, RunRequest
+from mediavault.ingest import inbox
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, RunRequest
 from mediavault.vault import vault_from_settings
 from tasks.common import submit_in_windows
 from tasks.ingest import (

@@ -15,10 +15,10 @@ from blocks import LifecyclePolicy, resolve_settings
 from mediavault.errors import MediavaultError
 from mediavault.lifecycle import engine
 from mediavault.lifecycle.policy import Policies, load_policies
-from mediavault.models import utc_now
-from mediavault.reports import write_report
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
+from mediavault.vault.models import utc_now
+from mediavault.vault.reports import write_report
 from tasks.common import RETRYING
 
 
@@ -48,7 +48,7 @@ def lifecycle_task(settings: MediavaultSettings, policies: Policies, dry_run: bo
 @task(name="prune job events", cache_policy=NO_CACHE, persist_result=False, **RETRYING)
 def prune_job_events(settings: MediavaultSettings) -> int:
     """Ingest job events older than ``ops.job_events_days`` go (MongoDB only; the vault has no copy)."""
-    from mediavault import status
+    from mediavault.index import status
     from mediavault.ops.jobs import prune_events
 
     embedded_data = Path(settings.home) / "mongo"

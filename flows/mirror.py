@@ -9,11 +9,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from blocks import resolve_settings
-from mediavault import journal
 from mediavault.errors import MediavaultError
 from mediavault.lifecycle import mirror
-from mediavault.reports import write_report
-from mediavault.vault import vault_from_settings
+from mediavault.vault import journal, vault_from_settings
+from mediavault.vault.reports import write_report
 from tasks.mirror import mirror_journal_chunk, mirror_listed_objects, prepare_mirror
 
 

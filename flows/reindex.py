@@ -15,7 +15,7 @@ from prefect.artifacts import (
 
 from blocks import resolve_settings
 from mediavault import progress
-from mediavault.reindex import LeaseBusy, ProjectedDigests, chunks_of
+from mediavault.index.reindex import LeaseBusy, ProjectedDigests, chunks_of
 from tasks.common import submit_in_windows
 from tasks.reindex import (
     acquire_lease,

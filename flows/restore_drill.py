@@ -12,8 +12,8 @@ from prefect.runtime import flow_run
 from blocks import resolve_settings
 from mediavault.errors import IntegrityError
 from mediavault.lifecycle import mirror
-from mediavault.reports import write_report
 from mediavault.vault import vault_from_settings
+from mediavault.vault.reports import write_report
 from tasks.restore_drill import run_restore_drill
 
 

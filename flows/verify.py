@@ -12,12 +12,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from blocks import resolve_settings
-from mediavault import manifests
 from mediavault.errors import IntegrityError
-from mediavault.fixity import FixityReport, journal_chunks
-from mediavault.reindex import chunks_of
-from mediavault.reports import write_report
-from mediavault.vault import vault_from_settings
+from mediavault.index.reindex import chunks_of
+from mediavault.lifecycle.fixity import FixityReport, journal_chunks
+from mediavault.vault import manifests, vault_from_settings
+from mediavault.vault.reports import write_report
 from tasks.verify import check_chunk, check_journal_chunk, sweep_journal
 
 JOURNAL_RECORDS_PER_MEDIA_ITEM = 4

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediavault import edits, export, manifests, reindex
 from mediavault.backends import index_target, search_from_settings
 from mediavault.errors import InputError
+from mediavault.index import reindex
+from mediavault.media import edits, export
 from mediavault.search import SearchQuery, SearchResult
 from mediavault.settings import MediavaultSettings, load_settings
+from mediavault.vault import manifests
 
 
 def _settings(settings: MediavaultSettings | None) -> MediavaultSettings:
@@ -83,7 +85,7 @@ def export_output(
 def runs(media_id: str, settings: MediavaultSettings | None = None) -> list[dict[str, Any]]:
     """Every run of a media item, oldest first: kind (transcript, translation, summary), language,
     source run, provenance, counts, and whether search holds it."""
-    from mediavault.projection import load_applied_edits, media_document
+    from mediavault.index.projection import load_applied_edits, media_document
     from mediavault.vault import vault_from_settings
 
     vault = vault_from_settings(_settings(settings))
@@ -105,7 +107,7 @@ def _add_run(
     output_format: str | None,
     settings: MediavaultSettings | None,
 ) -> dict[str, Any]:
-    from mediavault.ingest import OutputSpec, RunRequest, add_run
+    from mediavault.ingest.pipeline import OutputSpec, RunRequest, add_run
     from mediavault.vault import vault_from_settings
 
     resolved = _settings(settings)

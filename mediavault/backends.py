@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mediavault import status
 from mediavault.errors import ConfigurationError
-from mediavault.index_store import MongoIndexStore
-from mediavault.reindex import IndexTarget
+from mediavault.index import status
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
 from mediavault.search import SearchIndex
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings

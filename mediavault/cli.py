@@ -15,13 +15,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mediavault import embedded, journal, manifests
 from mediavault.access import cli as access_cli
 from mediavault.errors import ConfigurationError, InputError, MediavaultError
+from mediavault.index import embedded
 from mediavault.lifecycle import backup_cli
 from mediavault.ops import cli as ops_cli
 from mediavault.settings import MediavaultSettings, load_settings
-from mediavault.vault import Vault, vault_from_settings
+from mediavault.vault import Vault, journal, manifests, vault_from_settings
 
 app = typer.Typer(
     help="Keep costly AI transcription results safe and searchable.",
@@ -443,7 +443,7 @@ def _resolve_media_id(vault: Vault, prefix: str) -> str:
 
 def _media_documents(store: Vault, media_ids: list[str]) -> list[dict[str, Any]]:
     """The index's media documents projected straight from the vault: metadata with edits applied."""
-    from mediavault.projection import load_applied_edits, media_document
+    from mediavault.index.projection import load_applied_edits, media_document
 
     documents = []
     for media_id in media_ids:
@@ -464,8 +464,8 @@ def _find_media(
     """Media documents matching exact values: from the MongoDB index, or from the vault when it is off."""
     from pymongo.errors import PyMongoError
 
-    from mediavault.index_store import MongoIndexStore
-    from mediavault.status import connect
+    from mediavault.index.index_store import MongoIndexStore
+    from mediavault.index.status import connect
 
     try:
         database = connect(settings)
@@ -546,8 +546,8 @@ def _index_line(settings: MediavaultSettings, manifest: Any) -> str | None:
     """What the MongoDB index holds for a media item, or None when MongoDB is disabled."""
     from pymongo.errors import PyMongoError
 
-    from mediavault.index_store import MongoIndexStore
-    from mediavault.status import connect
+    from mediavault.index.index_store import MongoIndexStore
+    from mediavault.index.status import connect
 
     try:
         database = connect(settings)
@@ -580,7 +580,7 @@ def show(
     its state in the index. With --at, the item as it was at that time (its manifest versions are
     all kept; see 'history')."""
     from mediavault.access.cli import parse_time
-    from mediavault.projection import load_applied_edits
+    from mediavault.index.projection import load_applied_edits
 
     settings = _settings(vault)
     store = vault_from_settings(settings)
@@ -673,7 +673,7 @@ def history(
 ) -> None:
     """List a media item's manifest versions, oldest first: when, what changed, and the title then
     (edits applied). 'show --at TIME' shows any of them in full."""
-    from mediavault.projection import load_applied_edits
+    from mediavault.index.projection import load_applied_edits
 
     store = vault_from_settings(_settings(vault))
     resolved = _resolve_media_id(store, media_id)
@@ -1192,7 +1192,7 @@ def stats_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Storage use by artifact class and tier, and growth by month (DuckDB over the manifests)."""
-    from mediavault.stats import storage_stats
+    from mediavault.index.stats import storage_stats
 
     store = vault_from_settings(_settings(vault))
     stats = storage_stats(store)
@@ -1345,7 +1345,7 @@ def _close_index_clients() -> None:
     monitor = sys.modules.get("pymongo.synchronous.monitor")
     if monitor is None:
         return
-    from mediavault import status
+    from mediavault.index import status
 
     status.close_clients()
     atexit.unregister(monitor._shutdown_resources)

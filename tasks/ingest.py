@@ -1,4 +1,4 @@
-"""Ingest tasks: each wraps one pure step from ``mediavault.ingest``."""
+"""Ingest tasks: each wraps one pure step from ``mediavault.ingest.pipeline``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from mediavault import SCHEMA_VERSION, inbox, ingest, progress, status
-from mediavault.ingest import IngestRequest, PreparedIngest, PreparedRun, RunRequest, StoredRun
-from mediavault.models import Artifact
+from mediavault import SCHEMA_VERSION, progress
+from mediavault.index import status
+from mediavault.ingest import inbox
+from mediavault.ingest import pipeline as ingest
+from mediavault.ingest.pipeline import (
+    IngestRequest,
+    PreparedIngest,
+    PreparedRun,
+    RunRequest,
+    StoredRun,
+)
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
 from mediavault.vault.base import Vault
+from mediavault.vault.models import Artifact
 from tasks.common import RETRYING
 
 

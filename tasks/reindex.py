@@ -9,9 +9,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from mediavault import reindex
 from mediavault.backends import index_target
-from mediavault.reindex import IndexTarget, ProjectedDigests
+from mediavault.index import reindex
+from mediavault.index.reindex import IndexTarget, ProjectedDigests
 from mediavault.settings import MediavaultSettings
 from tasks.common import RETRYING
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mediavault import manifests
-from mediavault.fixity import FixityReport, check_journal_records, check_media
+from mediavault.lifecycle.fixity import FixityReport, check_journal_records, check_media
 from mediavault.settings import MediavaultSettings
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import vault_from_settings
+from mediavault.vault import manifests, vault_from_settings
+from mediavault.vault.tiers import ArtifactReader
 from tasks.common import RETRYING
 
 

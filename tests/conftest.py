@@ -174,7 +174,7 @@ def real_fixture(tmp_path: Path):
 def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real SecantusDB server (MongoDB wire protocol) on loopback, started by the product's launcher,
     or the MongoDB that MEDIAVAULT_TEST_MONGO_URL names."""
-    from mediavault import embedded
+    from mediavault.index import embedded
 
     if os.environ.get("MEDIAVAULT_TEST_MONGO_URL"):
         yield os.environ["MEDIAVAULT_TEST_MONGO_URL"]  # a real MongoDB, e.g. in the integration workflow

@@ -8,8 +8,7 @@ import struct
 import wave
 from pathlib import Path
 
-from mediavault import manifests
-from mediavault.vault import Vault
+from mediavault.vault import Vault, manifests
 from mediavault.vault.keys import STAGING_PREFIX
 
 SAMPLES = Path(__file__).resolve().parents[1] / "mediavault" / "samples"

@@ -16,17 +16,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from mediavault import edits, errors, manifests, reindex
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault import errors
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import restore_media
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies, Rule
-from mediavault.models import utc_now
-from mediavault.reindex import IndexTarget
+from mediavault.media import edits
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings, S3Options
-from mediavault.vault import Vault, open_vault
+from mediavault.vault import Vault, manifests, open_vault
+from mediavault.vault.models import utc_now
 
 
 @dataclass

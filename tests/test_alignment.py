@@ -1,4 +1,4 @@
-"""Word timings survive text corrections: properties of ``mediavault.alignment.align_words``."""
+"""Word timings survive text corrections: properties of ``mediavault.media.alignment.align_words``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mediavault.alignment import align_words
 from mediavault.formats.transcript import Word
+from mediavault.media.alignment import align_words
 
 TOKENS = st.text(alphabet="abcdefgé,.'-", min_size=1, max_size=8).filter(lambda t: t.strip() == t and t)
 

@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 
 from flows.mirror import mirror_flow
 from flows.restore_drill import restore_drill_flow
-from mediavault import manifests, reindex
 from mediavault.backends import index_target
 from mediavault.errors import ConfigurationError, IntegrityError, MediavaultError
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.index import reindex
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle import backup_cli
 from mediavault.ops.snapshot import flow_runs
 from mediavault.settings import load_settings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, make_wav
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mediavault.errors import InputError
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.vault import Vault
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, make_wav, stored_keys

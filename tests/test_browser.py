@@ -22,16 +22,17 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from mediavault import inbox, reindex, status
 from mediavault.access.tokens import TokenStore
 from mediavault.backends import index_target
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.index import reindex, status
+from mediavault.ingest import inbox
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies
-from mediavault.models import utc_now
-from mediavault.reports import write_report
 from mediavault.settings import MediavaultSettings, WebOptions
 from mediavault.vault import vault_from_settings
+from mediavault.vault.models import utc_now
+from mediavault.vault.reports import write_report
 from mediavault.vault.s3 import make_s3_client
 from mediavault.web import create_app
 from tests.conftest import REAL, moto_options

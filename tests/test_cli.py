@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import embedded
 from mediavault.cli import PREFECT_ENV_DEFAULTS
+from mediavault.index import embedded
 from mediavault.vault import LocalVault
 from tests.conftest import REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA
@@ -164,7 +164,7 @@ def test_demo_runs_on_embedded_defaults(home: Path) -> None:
         from pymongo import MongoClient
 
         from mediavault.access.tokens import TokenStore
-        from mediavault.index_store import live_media_collection
+        from mediavault.index.index_store import live_media_collection
 
         records = {r["title"]: r for r in live_media_collection(MongoClient(server.url).mediavault).find({})}
         assert set(records) == {"Inaugural address (excerpt)", "School board (excerpt)"}

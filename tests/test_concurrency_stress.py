@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from mediavault import manifests, reindex
-from mediavault.index_store import MongoIndexStore
-from mediavault.reindex import IndexTarget
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import S3Options
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, manifests
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import ArtifactReader
 from tests.conftest import hardening_scale
 from tests.helpers import JFK_JSON, SAMPLES, make_wav
 from tests.stress_workers import WorkerSpec, work

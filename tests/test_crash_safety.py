@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import journal, manifests
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.vault import Vault
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.vault import Vault, journal, manifests
 from mediavault.vault.s3 import S3Vault
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, assert_no_manifest_names_a_missing_object
@@ -106,7 +105,7 @@ def write_noise_wav(path: Path, seconds: int, rate: int = 48000) -> Path:
 
 CHILD = """
 import sys
-from mediavault.ingest import IngestRequest, ingest
+from mediavault.ingest.pipeline import IngestRequest, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
 settings = MediavaultSettings()
@@ -176,7 +175,7 @@ def test_sigkill_during_real_ingest_then_rerun(
 
     from mediavault.lifecycle.engine import run
     from mediavault.lifecycle.policy import Policies
-    from mediavault.models import utc_now
+    from mediavault.vault.models import utc_now
 
     run(vault, Policies(), dry_run=False, now=utc_now() + timedelta(days=2))
     assert list(vault.staging_leftovers()) == [], "what the killed writers left is cleaned up"

@@ -113,8 +113,7 @@ def run_deployment(env: dict[str, str], name: str, parameters: dict) -> dict:
 
 
 def test_deployments_run_through_a_worker(stack: dict[str, str], tmp_path: Path) -> None:
-    from mediavault import manifests
-    from mediavault.vault import LocalVault
+    from mediavault.vault import LocalVault, manifests
 
     listed = subprocess.run(
         [str(BIN / "prefect"), "deployment", "ls"], env=stack, capture_output=True, text=True, timeout=120

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mediavault import edits, manifests
 from mediavault.errors import InputError
-from mediavault.export import export
 from mediavault.formats.subtitles import parse_srt, parse_vtt
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media import edits
+from mediavault.media.export import export
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from tests.helpers import JFK_JSON, JFK_MEDIA
 
 

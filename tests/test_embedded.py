@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from mediavault import embedded
+from mediavault.index import embedded
 from tests.conftest import hardening_scale
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_start_running_stop_round_trip_checks_identity(tmp_path: Path) -> None:
 STARTER = """
 import json, sys, time
 from pathlib import Path
-from mediavault import embedded
+from mediavault.index import embedded
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.01)

@@ -9,16 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from mediavault import manifests
-from mediavault.fixity import check_media, check_vault
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import run
+from mediavault.lifecycle.fixity import check_media, check_vault
 from mediavault.lifecycle.policy import Policies
-from mediavault.models import ArchiveCopy, JournalRecord, Manifest, utc_now
-from mediavault.tiers import ArtifactReader, compress_stream
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, manifests
 from mediavault.vault.keys import journal_key, manifest_key
+from mediavault.vault.models import ArchiveCopy, JournalRecord, Manifest, utc_now
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import ArtifactReader, compress_stream
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, make_wav
 

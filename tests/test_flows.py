@@ -14,11 +14,10 @@ from prefect.client.orchestration import get_client
 from prefect.states import Failed
 
 from flows.ingest import batch_ingest_flow, ingest_flow
-from mediavault import manifests
 from mediavault.errors import InputError, TransientError
-from mediavault.ingest import IngestRequest
+from mediavault.ingest.pipeline import IngestRequest
 from mediavault.settings import S3Options
-from mediavault.vault import LocalVault, open_vault
+from mediavault.vault import LocalVault, manifests, open_vault
 from mediavault.vault.s3 import make_s3_client
 from tasks.common import retry_only_transient
 from tasks.ingest import validate_inputs

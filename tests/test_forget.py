@@ -10,20 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, fixity, manifests, reindex, status
 from mediavault.errors import InputError, LegalHold, MediaForgotten
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.lifecycle import engine
+from mediavault.index import reindex, status
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.lifecycle import engine, fixity
 from mediavault.lifecycle.forget import forget
 from mediavault.lifecycle.policy import Policies
-from mediavault.models import utc_now
-from mediavault.reindex import IndexTarget
+from mediavault.media import edits
 from mediavault.search import SearchQuery
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.models import utc_now
 from tests.conftest import REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
 

@@ -11,7 +11,7 @@ import pytest
 from mediavault import SCHEMA_VERSION
 from mediavault.errors import InputError
 from mediavault.formats import Statement, detect_format, parse_output, render_srt, render_vtt
-from mediavault.parquet import (
+from mediavault.ingest.parquet import (
     STATEMENTS_SCHEMA,
     WORDS_SCHEMA,
     read_transcript,
@@ -227,9 +227,9 @@ def test_a_statement_never_creates_or_swallows_cues(text: str) -> None:
 
 
 def test_header_only_wav_is_rejected_like_an_empty_file(tmp_path) -> None:
-    from mediavault.probe import probe_media
+    from mediavault.ingest.probe import probe_media
+    from mediavault.ingest.sources import resolve_source
     from mediavault.settings import IngestLimits
-    from mediavault.sources import resolve_source
 
     path = tmp_path / "header-only.wav"
     with wave.open(str(path), "wb") as out:
@@ -268,7 +268,7 @@ POISON_INGEST = {
 
 @pytest.mark.parametrize("case", sorted(POISON_INGEST))
 def test_poison_pills_are_rejected_before_anything_is_written(vault, settings_for, tmp_path, case) -> None:
-    from mediavault.ingest import IngestRequest, OutputSpec, ingest
+    from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
     from tests.helpers import JFK_MEDIA, stored_keys
 
     name, content, field = POISON_INGEST[case]
@@ -283,7 +283,7 @@ def test_poison_pills_are_rejected_before_anything_is_written(vault, settings_fo
 
 
 def test_header_only_wav_ingest_writes_nothing(vault, settings_for, tmp_path) -> None:
-    from mediavault.ingest import IngestRequest, ingest
+    from mediavault.ingest.pipeline import IngestRequest, ingest
     from tests.helpers import stored_keys
 
     path = tmp_path / "header-only.wav"

@@ -19,14 +19,13 @@ from hypothesis import HealthCheck, event, given, note
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from mediavault import manifests
 from mediavault.errors import InputError
 from mediavault.formats import Transcript, detect_format, parse_output
 from mediavault.formats.subtitles import format_timestamp
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.parquet import read_transcript
+from mediavault.ingest.parquet import read_transcript
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import manifests
-from mediavault.ingest import IngestRequest, OutputSpec, ingest, prepare, store_media, store_run
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest, prepare, store_media, store_run
 from mediavault.lifecycle.engine import run
 from mediavault.lifecycle.policy import Policies, Rule
-from mediavault.models import utc_now
-from mediavault.vault import Vault, pins
+from mediavault.vault import Vault, manifests, pins
+from mediavault.vault.models import utc_now
 from tests.helpers import JFK_JSON, JFK_MEDIA
 
 DAYS = __import__("datetime").timedelta(days=1)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from mediavault import edits, manifests
 from mediavault.cli import app
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.forget import forget
+from mediavault.media import edits
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from tests.helpers import JFK_JSON, JFK_MEDIA
 
 

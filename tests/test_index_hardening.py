@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, manifests, reindex, status
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.reindex import IndexTarget, LeaseBusy, LeaseLost, RebuildLease
+from mediavault.index import reindex, status
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget, LeaseBusy, LeaseLost, RebuildLease
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media import edits
 from mediavault.search import SearchQuery
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from tests.conftest import REAL
 from tests.helpers import make_wav
 
@@ -193,8 +194,8 @@ def test_the_lease_works_across_processes(tantivy_target, mongo_url) -> None:
         f"""
         import sys, time
         from pymongo import MongoClient
-        from mediavault.index_store import MongoIndexStore
-        from mediavault.reindex import RebuildLease
+        from mediavault.index.index_store import MongoIndexStore
+        from mediavault.index.reindex import RebuildLease
         store = MongoIndexStore(MongoClient({mongo_url!r}, tz_aware=True)[{target.store.database.name!r}])
         RebuildLease(store, ttl=2.0).acquire()
         print("held", flush=True)

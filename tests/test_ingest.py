@@ -9,10 +9,9 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediavault import journal, manifests
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.parquet import read_transcript
-from mediavault.vault import Vault
+from mediavault.ingest.parquet import read_transcript
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.vault import Vault, journal, manifests
 from mediavault.vault.keys import manifest_key
 from tests.conftest import REAL
 from tests.helpers import (

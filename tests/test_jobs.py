@@ -12,16 +12,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mediavault import edits, reindex, status
 from mediavault.cli import app
-from mediavault.index_store import MongoIndexStore, live_media_collection
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.models import utc_now
+from mediavault.index import reindex, status
+from mediavault.index.index_store import MongoIndexStore, live_media_collection
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media import edits
 from mediavault.ops import jobs
-from mediavault.reindex import IndexTarget
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings, S3Options, WebOptions
 from mediavault.vault import LocalVault
+from mediavault.vault.models import utc_now
 from tests import web_site
 from tests.helpers import JFK_JSON, JFK_MEDIA
 

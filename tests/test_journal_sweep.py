@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import journal, manifests
-from mediavault.fixity import check_journal
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import set_legal_hold
-from mediavault.vault import Vault
+from mediavault.lifecycle.fixity import check_journal
+from mediavault.vault import Vault, journal, manifests
 from mediavault.vault.keys import JOURNAL_PREFIX, manifest_journaled_key, manifest_key
 from tests.conftest import REAL, hardening_scale
 from tests.helpers import JFK_MEDIA, make_wav

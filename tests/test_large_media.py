@@ -32,7 +32,7 @@ def big_wav(path: Path, mib: int) -> Path:
 
 CHILD = """
 import resource, sys
-from mediavault.ingest import IngestRequest, ingest
+from mediavault.ingest.pipeline import IngestRequest, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
 settings = MediavaultSettings()

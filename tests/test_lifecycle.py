@@ -9,16 +9,15 @@ from uuid import uuid4
 
 import pytest
 
-from mediavault import journal, manifests
-from mediavault.export import export
-from mediavault.fixity import check_vault
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.index.projection import project
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import plan, restore_media, run, set_legal_hold
+from mediavault.lifecycle.fixity import check_vault
 from mediavault.lifecycle.policy import Policies, load_policies
-from mediavault.models import utc_now
-from mediavault.projection import project
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import LocalVault, Vault
+from mediavault.media.export import export
+from mediavault.vault import LocalVault, Vault, journal, manifests
+from mediavault.vault.models import utc_now
+from mediavault.vault.tiers import ArtifactReader
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, plant_staging_leftover, stored_keys
 
@@ -297,9 +296,9 @@ def test_a_checksum_mismatch_keeps_the_hot_copy(vault: Vault, settings_for) -> N
 def test_index_reflects_the_tier_and_a_full_rebuild_works_when_archived(
     tmp_path, settings_for, mongo_db
 ) -> None:
-    from mediavault import reindex
-    from mediavault.index_store import MongoIndexStore
-    from mediavault.reindex import IndexTarget
+    from mediavault.index import reindex
+    from mediavault.index.index_store import MongoIndexStore
+    from mediavault.index.reindex import IndexTarget
     from mediavault.search import SearchQuery
     from mediavault.search.tantivy_index import TantivySearchIndex
     from mediavault.vault import LocalVault

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, journal, manifests
 from mediavault.access.audit import AuditRecord, write_records
 from mediavault.access.tokens import TokenStore
 from mediavault.errors import ConfigurationError
-from mediavault.fixity import check_vault
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.index.projection import project
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import run
+from mediavault.lifecycle.fixity import check_vault
 from mediavault.lifecycle.mirror import (
     SMALL_OBJECT_BYTES,
     adopt_hot_copies,
@@ -26,14 +26,14 @@ from mediavault.lifecycle.mirror import (
     mirror_vault,
 )
 from mediavault.lifecycle.policy import Policies, PolicyOverride, Rule
-from mediavault.models import utc_now
-from mediavault.projection import project
-from mediavault.reports import write_report
+from mediavault.media import edits
 from mediavault.settings import MediavaultSettings
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, journal, manifests
 from mediavault.vault.keys import media_original
+from mediavault.vault.models import utc_now
+from mediavault.vault.reports import write_report
 from mediavault.vault.s3 import S3Vault, make_s3_client
+from mediavault.vault.tiers import ArtifactReader
 from tests.conftest import REAL, hardening_scale
 from tests.helpers import JFK_MEDIA, make_wav
 

@@ -31,19 +31,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 from pymongo import MongoClient
 
-from mediavault import edits, manifests, reindex
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest, prepare, store_media, store_run
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest, prepare, store_media, store_run
 from mediavault.lifecycle.engine import restore_media
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies, Rule
-from mediavault.models import utc_now
-from mediavault.reindex import IndexTarget
+from mediavault.media import edits
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, manifests
+from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import ArtifactReader
 from tests.conftest import LONG_HARDENING, hardening_scale
 from tests.helpers import JFK_JSON, SAMPLES, make_wav
 

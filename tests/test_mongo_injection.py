@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from mediavault.cli import PREFECT_ENV_DEFAULTS, app
 from mediavault.errors import InputError
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, ingest
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.ingest.pipeline import IngestRequest, ingest
 from mediavault.vault import LocalVault
 from tests.helpers import JFK_MEDIA
 

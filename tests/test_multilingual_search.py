@@ -124,10 +124,10 @@ def test_a_full_rebuild_replaces_an_index_built_with_another_analysis(
     analysis beside the old one, switches, and search works again."""
     import tantivy
 
-    from mediavault import reindex
-    from mediavault.index_store import MongoIndexStore
-    from mediavault.ingest import IngestRequest, OutputSpec, ingest
-    from mediavault.reindex import IndexTarget
+    from mediavault.index import reindex
+    from mediavault.index.index_store import MongoIndexStore
+    from mediavault.index.reindex import IndexTarget
+    from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
     from mediavault.vault import LocalVault
     from tests.helpers import JFK_JSON, JFK_MEDIA
 

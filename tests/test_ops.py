@@ -14,21 +14,21 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mediavault import reindex, status
-from mediavault.fixity import FixityReport
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.index import reindex, status
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle import engine
+from mediavault.lifecycle.fixity import FixityReport
 from mediavault.lifecycle.mirror import mirror_vault
 from mediavault.lifecycle.policy import Policies
-from mediavault.models import utc_now
 from mediavault.ops import capacity, metrics, snapshot
 from mediavault.ops.snapshot import FlowRuns, Snapshot
-from mediavault.reindex import IndexTarget
-from mediavault.reports import write_report
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings, OpsOptions, S3Options, WebOptions
 from mediavault.vault import LocalVault
+from mediavault.vault.models import utc_now
+from mediavault.vault.reports import write_report
 from tests import web_site
 from tests.conftest import REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, journal, manifests, reindex
 from mediavault.errors import InputError
-from mediavault.export import export
-from mediavault.index_store import MongoIndexStore, live_media_collection
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.reindex import IndexTarget
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore, live_media_collection
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media import edits
+from mediavault.media.export import export
 from mediavault.search import SearchQuery
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, journal, manifests
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, make_wav
 

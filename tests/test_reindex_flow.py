@@ -10,7 +10,7 @@ from prefect.client.orchestration import get_client
 
 from flows.reindex import reindex_flow
 from mediavault import api
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
 from tests.conftest import REAL

@@ -6,10 +6,9 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from mediavault import manifests
-from mediavault.inbox import InboxItem, ingest_item
+from mediavault.ingest.inbox import InboxItem, ingest_item
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault
+from mediavault.vault import LocalVault, manifests
 from tests.helpers import JFK_JSON, JFK_MEDIA
 
 
@@ -30,7 +29,7 @@ def test_a_duplicate_key_error_is_never_dropped_silently(mongo_db) -> None:
     import pytest
 
     from mediavault.errors import ConflictError
-    from mediavault.index_store import MongoIndexStore, collection_name
+    from mediavault.index.index_store import MongoIndexStore, collection_name
 
     store = MongoIndexStore(mongo_db)
     store.create_generation(1)
@@ -44,7 +43,7 @@ def test_a_duplicate_key_error_is_never_dropped_silently(mongo_db) -> None:
 def test_concurrent_upserts_of_new_documents_all_land(mongo_db) -> None:
     import threading
 
-    from mediavault.index_store import MongoIndexStore, collection_name
+    from mediavault.index.index_store import MongoIndexStore, collection_name
 
     store = MongoIndexStore(mongo_db)
     store.create_generation(1)

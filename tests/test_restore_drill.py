@@ -9,20 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, manifests, reindex
 from mediavault.errors import IntegrityError
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle import restore_drill
 from mediavault.lifecycle.engine import run
 from mediavault.lifecycle.mirror import mirror_vault
 from mediavault.lifecycle.policy import Policies, PolicyOverride, Rule
 from mediavault.lifecycle.restore_drill import check, choose_sample, run_drill
-from mediavault.models import utc_now
-from mediavault.reindex import IndexTarget
+from mediavault.media import edits
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, manifests
+from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import S3Vault, make_s3_client
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA, make_wav

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import journal, manifests
-from mediavault.edits import add_edit
 from mediavault.errors import ConfigurationError, TransientError, is_transient
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media.edits import add_edit
 from mediavault.settings import S3Options
+from mediavault.vault import journal, manifests
 from mediavault.vault.keys import manifest_key
 from mediavault.vault.s3 import S3Vault, make_s3_client, release_single_writer_lock
 from tests.conftest import GIVE_UP, LONG_HARDENING, PROXIED_READ_TIMEOUT, REAL, hardening_scale

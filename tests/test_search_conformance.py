@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, reindex
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.projection import DigestSet
-from mediavault.reindex import IndexTarget
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.projection import DigestSet
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media import edits
 from mediavault.search import SearchIndex, SearchQuery
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import LocalVault

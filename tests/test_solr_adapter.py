@@ -222,10 +222,11 @@ def test_only_documents_a_search_cannot_see_yet_are_deleted_by_query(fake_solr) 
 
 
 def test_an_edit_is_reindexed_without_any_delete(fake_solr, mongo_db, tmp_path) -> None:
-    from mediavault import edits, reindex
-    from mediavault.index_store import MongoIndexStore
-    from mediavault.ingest import IngestRequest, OutputSpec, ingest
-    from mediavault.reindex import IndexTarget
+    from mediavault.index import reindex
+    from mediavault.index.index_store import MongoIndexStore
+    from mediavault.index.reindex import IndexTarget
+    from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+    from mediavault.media import edits
     from mediavault.settings import MediavaultSettings
     from mediavault.vault import LocalVault
     from tests.helpers import JFK_JSON, JFK_MEDIA

@@ -16,15 +16,15 @@ import pytest
 
 from mediavault.access.audit import AuditLog, AuditRecord, write_records
 from mediavault.access.tokens import TokenStore
-from mediavault.edits import add_edit
 from mediavault.errors import ConfigurationError
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import restore_media, run
 from mediavault.lifecycle.policy import Policies
-from mediavault.models import utc_now
-from mediavault.reports import write_report
+from mediavault.media.edits import add_edit
 from mediavault.settings import MediavaultSettings, S3Options, load_settings
 from mediavault.vault import s3 as s3_module
+from mediavault.vault.models import utc_now
+from mediavault.vault.reports import write_report
 from mediavault.vault.s3 import S3Vault, kms_key_matches, make_s3_client
 from tests.conftest import GIVE_UP, REAL
 from tests.fault_proxy import Fault, FaultProxy, Rule

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.stats import storage_stats
+from mediavault.index.stats import storage_stats
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.vault import Vault
 from tests.conftest import REAL
 from tests.helpers import JFK_MEDIA

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediavault import embedded, status
+from mediavault.index import embedded, status
 
 
 def test_state_machine_allows_the_documented_paths(mongo_db) -> None:

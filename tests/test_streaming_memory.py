@@ -20,13 +20,12 @@ from typing import Any
 import pytest
 
 from bench.memory import MIB, commit_big_run, peak_mib, write_noise_wav, write_statements_parquet
-from mediavault import manifests
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.models import utc_now
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings, S3Options
-from mediavault.tiers import SMALL_OBJECT_BYTES
-from mediavault.vault import LocalVault, Vault, open_vault
+from mediavault.vault import LocalVault, Vault, manifests, open_vault
+from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import SMALL_OBJECT_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_MIB = 160
@@ -72,7 +71,7 @@ def _child_restore(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child_project(vault: Vault, spec: dict[str, Any]) -> dict[str, Any]:
-    from mediavault.projection import project
+    from mediavault.index.projection import project
 
     def consume(media_id: str) -> tuple[int, int]:
         projection, batches = project(vault, media_id)

@@ -13,20 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from mediavault import edits, inbox, manifests, reindex
 from mediavault.backends import index_target
 from mediavault.errors import InputError
-from mediavault.export import export, run_output
 from mediavault.formats.summary import MAX_SUMMARY_BYTES, validate_summary
-from mediavault.index_store import MongoIndexStore
-from mediavault.ingest import IngestRequest, OutputSpec, RunRequest, add_run, ingest
-from mediavault.models import Manifest, OutputRecord, Run, RunProvenance, canonical_json, compute_run_id
-from mediavault.projection import project
-from mediavault.reindex import IndexTarget
+from mediavault.index import reindex
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.projection import project
+from mediavault.index.reindex import IndexTarget
+from mediavault.ingest import inbox
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, RunRequest, add_run, ingest
+from mediavault.media import edits
+from mediavault.media.export import export, run_output
 from mediavault.search import SearchQuery
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, manifests
+from mediavault.vault.models import Manifest, OutputRecord, Run, RunProvenance, canonical_json, compute_run_id
 from tests import web_site
 from tests.conftest import FIXTURES, REAL
 from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav, stored_keys
@@ -204,7 +206,7 @@ def test_translation_and_summary_are_runs_of_their_own(vault: Vault, settings: M
 
 
 def _journal(vault: Vault):
-    from mediavault import journal
+    from mediavault.vault import journal
 
     return list(journal.read(vault, 0))
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from flows.verify import verify_flow
-from mediavault import journal, manifests
 from mediavault.errors import IntegrityError
-from mediavault.fixity import check_vault
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import set_legal_hold
-from mediavault.vault import LocalVault, Vault
+from mediavault.lifecycle.fixity import check_vault
+from mediavault.vault import LocalVault, Vault, journal, manifests
 from mediavault.vault.keys import manifest_key
 from mediavault.vault.s3 import S3Vault
 from tests.conftest import REAL

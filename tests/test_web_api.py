@@ -10,7 +10,7 @@ import httpx
 
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies
-from mediavault.models import utc_now
+from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import S3Vault
 from tests import web_site
 from tests.helpers import JFK_MEDIA
@@ -267,7 +267,7 @@ def test_the_serve_command_refuses_open_binding_without_tokens_then_serves(tmp_p
 
 def test_a_metadata_field_sent_as_null_is_cleared_and_a_rebuild_keeps_it_cleared(site: Site) -> None:
     from mediavault.backends import index_target
-    from mediavault.reindex import full_rebuild
+    from mediavault.index.reindex import full_rebuild
 
     path = f"/api/v1/media/{site.bob_media}/edits"
     fill = {"title": "Budget hearing", "description": "Second reading", "language": "en", "tags": ["a"]}

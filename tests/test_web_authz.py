@@ -30,9 +30,9 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from mediavault import catalog
 from mediavault.access.tokens import ROLE_RANK, Role, TokenStore
-from mediavault.models import utc_now
+from mediavault.media import catalog
+from mediavault.vault.models import utc_now
 from mediavault.web.routes_media import EXPORT_TYPES
 from tests import web_site
 from tests.web_site import Site

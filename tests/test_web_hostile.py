@@ -27,7 +27,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mediavault.ingest import IngestRequest, ingest
+from mediavault.ingest.pipeline import IngestRequest, ingest
 from tests import web_site
 from tests.helpers import JFK_MEDIA
 from tests.web_site import BOB_SPEAKERS, Site

@@ -20,13 +20,14 @@ import httpx
 import pytest
 import uvicorn
 
-from mediavault import edits, reindex
 from mediavault.access.tokens import TokenStore, new_token
 from mediavault.backends import index_target
-from mediavault.ingest import IngestRequest, OutputSpec, ingest
-from mediavault.models import utc_now
+from mediavault.index import reindex
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
+from mediavault.media import edits
 from mediavault.settings import MediavaultSettings, S3Options, WebOptions
 from mediavault.vault import Vault, vault_from_settings
+from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import make_s3_client
 from tests.conftest import REAL, moto_options
 from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav

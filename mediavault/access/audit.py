@@ -32,8 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
-from mediavault.models import utc_now
 from mediavault.vault.base import Vault
+from mediavault.vault.models import utc_now
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mediavault.errors import InputError
-from mediavault.models import MediaMetadata, utc_now
 from mediavault.vault.base import Vault
+from mediavault.vault.models import MediaMetadata, utc_now
 
 logger = logging.getLogger(__name__)
 

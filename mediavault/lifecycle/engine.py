@@ -15,15 +15,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mediavault import manifests
 from mediavault.errors import InputError, IntegrityError, MediavaultError
-from mediavault.hashing import sha256_stream
 from mediavault.lifecycle.policy import KIND_CLASS, Policies
-from mediavault.models import ArchiveCopy, Artifact, Manifest, utc_now
-from mediavault.tiers import ArtifactReader, compress_stream, same_credentials
-from mediavault.vault import LocalVault, Vault, open_vault, pins
+from mediavault.vault import LocalVault, Vault, manifests, open_vault, pins
+from mediavault.vault.hashing import sha256_stream
 from mediavault.vault.keys import SHA256_RE
+from mediavault.vault.models import ArchiveCopy, Artifact, Manifest, utc_now
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import ArtifactReader, compress_stream, same_credentials
 
 Hook = Callable[[str, str], None]
 """Called as hook(step, key) before each step; tests raise from it to inject faults."""

@@ -28,13 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediavault import manifests
-from mediavault.edits import edits_prefix
 from mediavault.errors import InputError, LegalHold
 from mediavault.lifecycle.engine import default_archive_url
-from mediavault.models import Forgotten, Manifest, MediaInfo, MediaMetadata, MediaProbe, utc_now
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import pins
+from mediavault.media.edits import edits_prefix
+from mediavault.vault import manifests, pins
 from mediavault.vault.base import Vault
 from mediavault.vault.keys import (
     SHA256_RE,
@@ -44,6 +41,8 @@ from mediavault.vault.keys import (
     media_prefix,
     parse_manifest_version,
 )
+from mediavault.vault.models import Forgotten, Manifest, MediaInfo, MediaMetadata, MediaProbe, utc_now
+from mediavault.vault.tiers import ArtifactReader
 
 Hook = Callable[[str, str], None]
 
@@ -194,7 +193,7 @@ def forget(
     hook: Hook = _no_hook,
 ) -> ForgetResult:
     """Plan (default) or apply a forget. ``remove_from_index`` removes the item from the index
-    and search and rebuilds them (``mediavault.reindex.purge_media``); None leaves that to the
+    and search and rebuilds them (``mediavault.index.reindex.purge_media``); None leaves that to the
     next re-index, which drops the item too.
 
     Applying commits the tombstone first (nothing is deleted before every refusal has had its

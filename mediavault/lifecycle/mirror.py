@@ -43,13 +43,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from mediavault import journal, manifests
 from mediavault.errors import ConfigurationError, IntegrityError, MediavaultError, is_transient
 from mediavault.lifecycle.forget import erase_copy
-from mediavault.models import Artifact, EditRef, Manifest
 from mediavault.settings import MediavaultSettings
-from mediavault.tiers import ArtifactReader
-from mediavault.vault import Vault, open_vault, vault_from_settings
+from mediavault.vault import Vault, journal, manifests, open_vault, vault_from_settings
 from mediavault.vault.keys import (
     JOURNAL_PREFIX,
     VAULT_DESCRIPTOR,
@@ -57,7 +54,9 @@ from mediavault.vault.keys import (
     manifest_journaled_key,
     parse_journal_seq,
 )
+from mediavault.vault.models import Artifact, EditRef, Manifest
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import ArtifactReader
 
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
 """Objects up to this size are copied in memory and verified by reading the mirror's copy back."""
@@ -302,7 +301,7 @@ class _Copier:
 
     # the newest manifest of an item: where an object went after the record was written
     def latest(self, media_id: str) -> Manifest | None:
-        from mediavault import manifests
+        from mediavault.vault import manifests
 
         with self._latest_lock:
             if media_id in self._latest:
@@ -687,9 +686,9 @@ def adopt_hot_copies(vault: Vault, dry_run: bool = False) -> list[dict[str, Any]
     be found while its hot key holds bytes with the artifact's SHA-256, commit one manifest version
     per item marking it hot again (change ``restore``, journaled), so readers find it. Items under a
     legal hold are left alone. Returns one entry per artifact: adopted, or why not."""
-    from mediavault import manifests
-    from mediavault.hashing import sha256_stream
-    from mediavault.models import utc_now
+    from mediavault.vault import manifests
+    from mediavault.vault.hashing import sha256_stream
+    from mediavault.vault.models import utc_now
 
     reader = ArtifactReader(vault)
     outcome: list[dict[str, Any]] = []

@@ -38,14 +38,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mediavault import journal, manifests
 from mediavault.errors import IntegrityError
-from mediavault.index_store import INGEST_STATUS_FIELDS, UNSETTLED, MongoIndexStore
-from mediavault.models import Manifest
-from mediavault.reindex import IndexTarget, full_rebuild
+from mediavault.index.index_store import INGEST_STATUS_FIELDS, UNSETTLED, MongoIndexStore
+from mediavault.index.reindex import IndexTarget, full_rebuild
 from mediavault.search import SearchIndex, SearchQuery
-from mediavault.vault import LocalVault, Vault
+from mediavault.vault import LocalVault, Vault, journal, manifests
 from mediavault.vault.keys import manifest_journaled_key, manifest_key
+from mediavault.vault.models import Manifest
 
 IGNORED_MEDIA_FIELDS = frozenset({"created_at", "last_job_id"})
 """Written by an ingest beside the projection (its clock, its job); a re-index projects the rest

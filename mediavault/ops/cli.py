@@ -51,7 +51,7 @@ def _fail(exc: BaseException) -> NoReturn:
 
 
 def _database(settings: MediavaultSettings):
-    from mediavault import status
+    from mediavault.index import status
 
     database = status.connect(settings)
     if database is None:
@@ -117,9 +117,9 @@ def capacity_command(
 ) -> None:
     """Check the capacity thresholds now (what the capacity-check flow does, without publishing);
     exits 1 when one is crossed."""
-    from mediavault import status
-    from mediavault.models import utc_now
+    from mediavault.index import status
     from mediavault.ops import capacity, snapshot
+    from mediavault.vault.models import utc_now
 
     try:
         settings = _settings_factory()

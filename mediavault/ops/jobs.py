@@ -12,8 +12,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mediavault.models import utc_now
-from mediavault.status import JOB_EVENTS
+from mediavault.index.status import JOB_EVENTS
+from mediavault.vault.models import utc_now
 
 FAILURES = ("rejected", "failed", "item-failed")
 CSV_COLUMNS = ("at", "job_id", "event", "media_id", "item", "error", "detail")

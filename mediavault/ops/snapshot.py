@@ -14,10 +14,11 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mediavault import journal, stats
-from mediavault.index_store import MongoIndexStore
+from mediavault.index import stats
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.status import JOB_EVENTS
 from mediavault.settings import MediavaultSettings
-from mediavault.status import JOB_EVENTS
+from mediavault.vault import journal
 from mediavault.vault.base import Vault
 from mediavault.vault.local import LocalVault
 

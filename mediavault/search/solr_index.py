@@ -32,7 +32,7 @@ import pysolr
 import requests
 
 from mediavault.errors import ConfigurationError, InputError, TransientError
-from mediavault.projection import doc_digest
+from mediavault.index.projection import doc_digest
 from mediavault.search import FACET_FIELDS, MediaHit, SearchHit, SearchQuery, SearchResult, split_query
 
 MARKER_ID = "__generation__"

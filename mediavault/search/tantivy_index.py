@@ -20,7 +20,7 @@ from typing import Any
 import tantivy
 
 from mediavault.errors import ConfigurationError
-from mediavault.projection import doc_digest
+from mediavault.index.projection import doc_digest
 from mediavault.search import (
     FACET_FIELDS,
     MediaHit,

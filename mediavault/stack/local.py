@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mediavault import embedded
 from mediavault.errors import ConfigurationError, TransientError
+from mediavault.index import embedded
 from mediavault.settings import MediavaultSettings
 from mediavault.stack import processes
 

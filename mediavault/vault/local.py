@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mediavault.errors import ConfigurationError
-from mediavault.hashing import copy_hashing, file_version, regular_file_fd, sha256_bytes
-from mediavault.sources import SourceChanged
+from mediavault.ingest.sources import SourceChanged
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
+from mediavault.vault.hashing import copy_hashing, file_version, regular_file_fd, sha256_bytes
 
 _TMP_DIR = ".tmp"
 WRITEBACK_BYTES = 64 * 1024 * 1024

@@ -34,10 +34,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mediavault.errors import ConfigurationError, TransientError
-from mediavault.hashing import HashingReader, file_version, regular_file_fd, sha256_bytes, sha256_of_file
+from mediavault.ingest.sources import SourceChanged
 from mediavault.settings import S3Options
-from mediavault.sources import SourceChanged
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
+from mediavault.vault.hashing import (
+    HashingReader,
+    file_version,
+    regular_file_fd,
+    sha256_bytes,
+    sha256_of_file,
+)
 from mediavault.vault.keys import STAGING_PREFIX, staging_key
 
 SHA256_METADATA = "sha256"

@@ -21,7 +21,7 @@ from itsdangerous import BadSignature
 
 from mediavault.access.audit import AuditRecord, redact
 from mediavault.access.tokens import Principal, Role
-from mediavault.models import utc_now
+from mediavault.vault.models import utc_now
 from mediavault.web.errors import ApiError
 from mediavault.web.services import Services
 

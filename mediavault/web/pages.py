@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
-from mediavault import overview
+from mediavault.index import overview
 from mediavault.web import routes_media, routes_search
 from mediavault.web.auth import Caller, ServicesDep, current_caller
 from mediavault.web.errors import ApiError
@@ -332,7 +332,7 @@ async def dashboard_page(request: Request, services: ServicesDep, caller: PageCa
 
 def dashboard_data(services: Services, caller: Caller) -> dict[str, Any]:
     """Counts, recent activity, storage over time and (admins) the last lifecycle and verify runs."""
-    from mediavault.stats import storage_stats_empty
+    from mediavault.index.stats import storage_stats_empty
 
     owner = caller.principal.scope_owner()
     data: dict[str, Any] = {"index_error": None, "storage_error": None}

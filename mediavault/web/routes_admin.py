@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediavault import manifests
 from mediavault.access.audit import read_audit
 from mediavault.errors import InputError
+from mediavault.vault import manifests
 from mediavault.web import routes_media
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, require, require_role
 from mediavault.web.errors import ApiError, query_time
@@ -59,7 +59,7 @@ def jobs(
     """Ingest jobs, newest first, with their status (committed, failed, partial, running), the
     reason of a failure and their events. Non-admins see the jobs of their owner's media only
     (a file rejected before any media was stored belongs to no owner)."""
-    from mediavault import overview
+    from mediavault.index import overview
     from mediavault.ops.jobs import events_csv, list_jobs
 
     database = services.database()
@@ -96,8 +96,8 @@ def forget(
     rebuilt, so this can take a while. Refused (409) under legal hold."""
     from mediavault.backends import index_target
     from mediavault.errors import LegalHold
+    from mediavault.index.reindex import purge_media
     from mediavault.lifecycle.forget import forget as forget_media
-    from mediavault.reindex import purge_media
 
     newest = manifests.newest_manifest(services.vault, media_id)
     if newest is None or newest.forgotten is None:

@@ -16,11 +16,12 @@ from itsdangerous import BadSignature
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 
-from mediavault import catalog, edits, reindex
 from mediavault.errors import InputError
-from mediavault.export import export, run_output
-from mediavault.index_store import MediaListQuery, MongoIndexStore
-from mediavault.reindex import IndexTarget
+from mediavault.index import reindex
+from mediavault.index.index_store import MediaListQuery, MongoIndexStore
+from mediavault.index.reindex import IndexTarget
+from mediavault.media import catalog, edits
+from mediavault.media.export import export, run_output
 from mediavault.vault import LocalVault
 from mediavault.vault.s3 import S3Vault, content_disposition
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, audit_denied, require_role
@@ -144,7 +145,7 @@ def media_detail(
 
 
 def _status_and_events(services: Services, media_id: str) -> tuple[str, list[dict[str, Any]]]:
-    from mediavault import status as status_module
+    from mediavault.index import status as status_module
 
     try:
         database = services.database()

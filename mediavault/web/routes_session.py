@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from mediavault.access.audit import AuditRecord
-from mediavault.models import utc_now
+from mediavault.vault.models import utc_now
 from mediavault.web import pages
 from mediavault.web.auth import (
     CSRF_COOKIE,

@@ -16,11 +16,11 @@ from typing import Any
 
 from itsdangerous import URLSafeTimedSerializer
 
-from mediavault import status
 from mediavault.access.audit import AuditLog
 from mediavault.access.tokens import TokenStore
 from mediavault.errors import ConfigurationError
-from mediavault.index_store import MongoIndexStore
+from mediavault.index import status
+from mediavault.index.index_store import MongoIndexStore
 from mediavault.search import SearchIndex
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import Vault, vault_from_settings
@@ -120,8 +120,8 @@ class Services:
         """Storage figures for a scope, cached for ``STATS_SECONDS`` (they scan every manifest).
         An owner's items come from the live index, so an owner change by edit moves them; the
         owner recorded at ingest is the fallback when the index is unreachable."""
-        from mediavault import overview
-        from mediavault.stats import storage_stats
+        from mediavault.index import overview
+        from mediavault.index.stats import storage_stats
 
         now = time.monotonic()
         with self._lock:

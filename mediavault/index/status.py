@@ -15,11 +15,11 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from mediavault import embedded
 from mediavault.errors import TerminalError
-from mediavault.models import Manifest, utc_now
+from mediavault.index import embedded
 from mediavault.settings import MediavaultSettings
 from mediavault.vault.base import Vault
+from mediavault.vault.models import Manifest, utc_now
 
 MEDIA = "media"
 JOB_EVENTS = "job_events"
@@ -98,7 +98,7 @@ def transition(
     database: Database, media_id: str, to: str, job_id: str, fields: dict[str, Any] | None = None
 ) -> str | None:
     """Move a media record to ``to`` with a conditional update; returns the previous status."""
-    from mediavault.index_store import live_media_collection
+    from mediavault.index.index_store import live_media_collection
 
     media: Collection = live_media_collection(database)
     allowed_from = [status for status, targets in TRANSITIONS.items() if to in targets]
@@ -133,7 +133,7 @@ def transition(
 
 def manifest_fields(vault: Vault, manifest: Manifest) -> dict[str, Any]:
     """The media record for a committed manifest: the same projection a re-index writes."""
-    from mediavault.projection import load_applied_edits, media_document
+    from mediavault.index.projection import load_applied_edits, media_document
 
     document = media_document(manifest, load_applied_edits(vault, manifest))
     return {k: v for k, v in document.items() if k not in ("_id", "status")}
@@ -141,7 +141,7 @@ def manifest_fields(vault: Vault, manifest: Manifest) -> dict[str, Any]:
 
 def status_document(database: Database, media_id: str) -> dict[str, Any] | None:
     """The live media record's status fields (``media_id`` must be a validated id)."""
-    from mediavault.index_store import live_media_collection
+    from mediavault.index.index_store import live_media_collection
 
     return live_media_collection(database).find_one(
         {"_id": {"$eq": media_id}}, {"status": 1, "updated_at": 1, "last_job_id": 1}

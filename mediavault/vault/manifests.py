@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from mediavault import journal
 from mediavault.errors import ConflictError, IntegrityError, MediaForgotten
-from mediavault.models import Manifest
+from mediavault.vault import journal
 from mediavault.vault.base import Vault
 from mediavault.vault.keys import (
     MANIFESTS_PREFIX,
@@ -28,6 +27,7 @@ from mediavault.vault.keys import (
     manifest_prefix,
     parse_manifest_version,
 )
+from mediavault.vault.models import Manifest
 
 MAX_COMMIT_ATTEMPTS = 50
 SWEEP_GRACE_SECONDS = 120.0

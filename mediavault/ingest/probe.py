@@ -5,8 +5,8 @@ from __future__ import annotations
 import av
 
 from mediavault.errors import InputError
-from mediavault.models import MediaProbe, StreamInfo
-from mediavault.sources import Source
+from mediavault.ingest.sources import Source
+from mediavault.vault.models import MediaProbe, StreamInfo
 
 FRAME_PROBE_PACKETS = 64
 """Packets read looking for a first decodable frame; a probe never reads the whole file."""

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from mediavault import SCHEMA_VERSION, manifests
+from mediavault import SCHEMA_VERSION
 from mediavault.errors import InputError, InsufficientSpace, ObjectsVanished
 from mediavault.formats import (
     FORMAT_RICHNESS,
@@ -36,8 +36,22 @@ from mediavault.formats import (
 )
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.formats.summary import MAX_SUMMARY_BYTES, summary_format_name
-from mediavault.hashing import sha256_bytes
-from mediavault.models import (
+from mediavault.ingest.parquet import statements_table, table_to_parquet_bytes, words_table
+from mediavault.ingest.probe import content_type_for, probe_media
+from mediavault.ingest.sources import Source, resolve_source
+from mediavault.settings import MediavaultSettings
+from mediavault.vault import manifests, pins
+from mediavault.vault.base import ProgressCallback, Vault
+from mediavault.vault.hashing import sha256_bytes
+from mediavault.vault.keys import (
+    RUN_ID_RE,
+    SHA256_RE,
+    VAULT_DESCRIPTOR,
+    media_original,
+    run_derived,
+    run_raw,
+)
+from mediavault.vault.models import (
     Artifact,
     Manifest,
     MediaInfo,
@@ -50,20 +64,6 @@ from mediavault.models import (
     compute_run_id,
     language_tag,
     utc_now,
-)
-from mediavault.parquet import statements_table, table_to_parquet_bytes, words_table
-from mediavault.probe import content_type_for, probe_media
-from mediavault.settings import MediavaultSettings
-from mediavault.sources import Source, resolve_source
-from mediavault.vault import pins
-from mediavault.vault.base import ProgressCallback, Vault
-from mediavault.vault.keys import (
-    RUN_ID_RE,
-    SHA256_RE,
-    VAULT_DESCRIPTOR,
-    media_original,
-    run_derived,
-    run_raw,
 )
 
 STORE_ATTEMPTS = 3

@@ -13,11 +13,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediavault import edits as edits_module
-from mediavault import manifests
-from mediavault.models import Artifact, Manifest, Run, canonical_json
-from mediavault.tiers import ArtifactReader
+from mediavault.media import edits as edits_module
+from mediavault.vault import manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.models import Artifact, Manifest, Run, canonical_json
+from mediavault.vault.tiers import ArtifactReader
 
 BATCH_ROWS = 2_000
 PARQUET_READ_BUFFER = 1024 * 1024

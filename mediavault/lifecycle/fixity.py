@@ -18,11 +18,9 @@ from typing import Any
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from mediavault import manifests
-from mediavault.hashing import CHUNK_SIZE, HashingReader, sha256_bytes, sha256_stream
-from mediavault.models import Artifact, JournalRecord, Manifest
-from mediavault.tiers import ArtifactReader
+from mediavault.vault import manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.hashing import CHUNK_SIZE, HashingReader, sha256_bytes, sha256_stream
 from mediavault.vault.keys import (
     JOURNAL_PREFIX,
     MANIFESTS_PREFIX,
@@ -32,7 +30,9 @@ from mediavault.vault.keys import (
     parse_journal_seq,
     parse_manifest_version,
 )
+from mediavault.vault.models import Artifact, JournalRecord, Manifest
 from mediavault.vault.s3 import S3Vault
+from mediavault.vault.tiers import ArtifactReader
 
 ERROR_TEXT_LIMIT = 500
 

@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 from mediavault import SCHEMA_VERSION
-from mediavault.models import utc_now
 from mediavault.vault.base import Vault
+from mediavault.vault.models import utc_now
 
 
 def write_report(vault: Vault, kind: str, body: dict[str, Any]) -> str:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mediavault import status
 from mediavault.errors import InputError, MediavaultError, is_transient
-from mediavault.ingest import IngestRequest, OutputSpec, RunRequest, ingest
+from mediavault.index import status
+from mediavault.ingest.pipeline import IngestRequest, OutputSpec, RunRequest, ingest
+from mediavault.ingest.sources import parse_s3_url
 from mediavault.settings import MediavaultSettings
-from mediavault.sources import parse_s3_url
 from mediavault.vault.base import Vault
 
 MEDIA_EXTENSIONS = {
@@ -153,7 +153,7 @@ def _read_meta(item: InboxItem, settings: MediavaultSettings, s3_client: Any) ->
     if item.meta is None:
         return {}
     from mediavault.formats.whisper_json import decode_json
-    from mediavault.sources import resolve_source
+    from mediavault.ingest.sources import resolve_source
 
     source = resolve_source(item.meta, "meta", settings.limits, settings.s3, s3_client)
     document = decode_json(source.read_all(1024 * 1024, "meta"), source.display)
@@ -266,7 +266,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def manifest_status(database: Any, vault: Vault, media_id: str, job_id: str) -> None:
-    from mediavault import manifests
+    from mediavault.vault import manifests
 
     manifest = manifests.latest_manifest(vault, media_id)
     if manifest is not None:

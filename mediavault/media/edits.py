@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mediavault import SCHEMA_VERSION, manifests
+from mediavault import SCHEMA_VERSION
 from mediavault.errors import InputError, PreconditionFailed
-from mediavault.models import EditRef, Manifest, MediaMetadata, utc_now
+from mediavault.vault import manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.models import EditRef, Manifest, MediaMetadata, utc_now
 
 EditKind = Literal["rename-speaker", "correct-text", "fix-metadata"]
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mediavault import manifests
-from mediavault.alignment import align_words
 from mediavault.errors import InputError, IntegrityError
 from mediavault.formats import FORMATS, SUMMARY_FORMATS
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.formats.transcript import Transcript
-from mediavault.hashing import sha256_bytes
-from mediavault.models import Manifest, Run
-from mediavault.parquet import read_transcript
-from mediavault.projection import load_applied_edits
-from mediavault.tiers import ArtifactReader
+from mediavault.index.projection import load_applied_edits
+from mediavault.ingest.parquet import read_transcript
+from mediavault.media.alignment import align_words
+from mediavault.vault import manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.hashing import sha256_bytes
+from mediavault.vault.models import Manifest, Run
+from mediavault.vault.tiers import ArtifactReader
 
 EXPORT_FORMATS = ("whisperx-json", "srt", "vtt", "txt")
 ORIGINAL = "original"

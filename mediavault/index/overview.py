@@ -8,8 +8,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mediavault.index_store import live_media_collection
-from mediavault.status import JOB_EVENTS
+from mediavault.index.index_store import live_media_collection
+from mediavault.index.status import JOB_EVENTS
 from mediavault.vault.base import Vault
 
 REPORT_KINDS = ("lifecycle", "verify")

@@ -19,10 +19,10 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from mediavault.models import Artifact
+from mediavault.ingest.sources import SEEK_BUFFER, S3RangeReader
 from mediavault.settings import S3Options
-from mediavault.sources import SEEK_BUFFER, S3RangeReader
 from mediavault.vault import Vault, open_vault
+from mediavault.vault.models import Artifact
 from mediavault.vault.s3 import S3Vault
 
 CHUNK_SIZE = 1024 * 1024

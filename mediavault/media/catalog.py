@@ -7,15 +7,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mediavault import edits as edits_module
-from mediavault import manifests
-from mediavault.alignment import align_words
 from mediavault.errors import InputError
-from mediavault.models import Artifact, Manifest
-from mediavault.parquet import read_transcript
-from mediavault.projection import load_applied_edits, media_document
-from mediavault.tiers import ArtifactReader
+from mediavault.index.projection import load_applied_edits, media_document
+from mediavault.ingest.parquet import read_transcript
+from mediavault.media import edits as edits_module
+from mediavault.media.alignment import align_words
+from mediavault.vault import manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.models import Artifact, Manifest
+from mediavault.vault.tiers import ArtifactReader
 
 MEDIA_ID = re.compile(r"[0-9a-f]{64}")
 

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediavault import journal, manifests
 from mediavault.errors import (
     ConfigurationError,
     ConflictError,
@@ -33,9 +32,10 @@ from mediavault.errors import (
     TransientError,
     is_transient,
 )
-from mediavault.index_store import MongoIndexStore
-from mediavault.projection import DigestSet, project
+from mediavault.index.index_store import MongoIndexStore
+from mediavault.index.projection import DigestSet, project
 from mediavault.search import SearchIndex
+from mediavault.vault import journal, manifests
 from mediavault.vault.base import Vault
 
 JOURNAL_CHUNK = 500

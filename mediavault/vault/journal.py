@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from mediavault.models import JournalRecord, utc_now
 from mediavault.vault.base import Vault
 from mediavault.vault.keys import JOURNAL_PREFIX, journal_key, parse_journal_seq
+from mediavault.vault.models import JournalRecord, utc_now
 
 _tail_hints: dict[str, int] = {}
 _hints_lock = threading.Lock()

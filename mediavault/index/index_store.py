@@ -20,8 +20,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mediavault.errors import ConfigurationError, ConflictError, InputError
-from mediavault.models import utc_now
-from mediavault.projection import DigestSet
+from mediavault.index.projection import DigestSet
+from mediavault.vault.models import utc_now
 
 STATE = "index_state"
 LIVE = "live"
@@ -371,7 +371,7 @@ class MongoIndexStore:
 
     def purge_media(self, media_id: str) -> dict[str, int]:
         """Remove an erased item from every generation, the job events and the quarantine."""
-        from mediavault.status import JOB_EVENTS
+        from mediavault.index.status import JOB_EVENTS
 
         names = [collection_name(g) for g in self.generations()] + [LEGACY_MEDIA]
         documents = sum(

@@ -1,0 +1,1 @@
+"""The index: MongoDB documents and search documents projected from the vault, in generations."""
