@@ -20,7 +20,7 @@ from mediavault.media import edits
 from mediavault.search import SearchQuery
 from mediavault.search.tantivy_index import TantivySearchIndex
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import LocalVault, manifests
+from mediavault.vault import LocalVault, journal, manifests
 from tests.conftest import REAL
 from tests.helpers import make_wav
 
@@ -96,7 +96,7 @@ def test_a_record_that_cannot_be_projected_is_quarantined_and_heals(target, sett
     report = reindex.incremental(target)
     assert [q["media_id"] for q in report["quarantined"]] == [bad]
     assert "deserialize" in report["quarantined"][0]["error"], "the reason is recorded"
-    assert report["checkpoint"] == max(r.seq for r in __import__("mediavault").journal.read(target.vault))
+    assert report["checkpoint"] == max(r.seq for r in journal.read(target.vault))
     assert searchable(target, good) == 28 and searchable(target, bad) == 0, "no partial documents"
     assert target.store.documents(target.store.live_generation())[0]["title"] in ("also renamed", "renamed")
 
