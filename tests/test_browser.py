@@ -327,6 +327,16 @@ def test_playback_highlight_follows_and_range_requests(site: Site, page_for) -> 
     assert 206 in statuses, statuses
 
 
+def test_speakers_are_listed_only_when_the_transcript_has_them(site: Site, page_for) -> None:
+    page = page_for("viewer")
+    open_player(page, site, "jfk")  # Whisper JSON: no diarization
+    assert page.locator("#speakers li").count() == 0
+    assert not page.locator("#speakers-h").is_visible()
+    open_player(page, site, "board")
+    assert page.locator("#speakers li").count() >= 2
+    assert page.locator("#speakers-h").is_visible()
+
+
 def test_click_a_word_seeks_there(site: Site, page_for) -> None:
     page = page_for("viewer")
     open_player(page, site, "board")

@@ -364,6 +364,8 @@
 
   function renderSpeakers() {
     speakersEl.textContent = "";
+    // a transcript without diarization has no speakers: no empty heading
+    speakersEl.closest("section").hidden = Object.keys(names).length === 0;
     for (const label of Object.keys(names).sort()) {
       const item = el("li", { "data-label": label });
       item.append(el("span", { class: `spk c${colour(label)}` }, names[label]));
