@@ -19,6 +19,8 @@ from mediavault.access.tokens import TokenStore
 from mediavault.errors import ConfigurationError
 from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.lifecycle.engine import restore_media, run
+from mediavault.lifecycle.forget import forget
+from mediavault.lifecycle.mirror import mirror_vault
 from mediavault.lifecycle.policy import Policies
 from mediavault.media.edits import add_edit
 from mediavault.settings import MediavaultSettings, S3Options, load_settings
@@ -104,6 +106,7 @@ def test_every_write_path_stores_encrypted_objects(
     options = proxied_options.model_copy(update={**encryption, "multipart_threshold": SMALL_MULTIPART})
     archive_bucket = new_bucket(s3_options)
     inbox_bucket = new_bucket(s3_options)  # a source, not the vault: its object stays as uploaded
+    mirror_bucket = new_bucket(s3_options)
     vault = S3Vault(s3_bucket, "encrypted", options)
     settings = settings_for(vault)
 
@@ -147,10 +150,18 @@ def test_every_write_path_stores_encrypted_objects(
     write_records(vault, [AuditRecord(action="token.create", outcome="ok", actor="cli")])
     with AuditLog(vault, flush_seconds=60) as audit:
         audit.record(AuditRecord(action="media.stream", outcome="ok", media_id=streamed.media_id))
+    # A forget (its tombstone version is a new object), then a mirror run into another bucket.
+    erased = forget(vault, streamed.media_id, "consent withdrawn", "test", apply=True)
+    assert erased.tombstone_version and erased.deleted
+    mirrored = mirror_vault(vault, S3Vault(mirror_bucket, "offsite", options))
+    assert mirrored.ok and mirrored.objects_copied > 0, mirrored
 
     direct = make_s3_client(s3_options)
     hot = assert_every_object_encrypted(direct, s3_bucket, encryption)
     cold = assert_every_object_encrypted(direct, archive_bucket, encryption)
+    offsite = assert_every_object_encrypted(direct, mirror_bucket, encryption)
+    assert any(f"manifests/{streamed.media_id}/" in key for key in hot), "the tombstone was written"
+    assert any(key.startswith("offsite/media/") for key in offsite)
     for area in (
         "vault.json",
         "media/",
