@@ -101,10 +101,10 @@ def mongo_text(database) -> str:
     )
 
 
-def assert_erased(target: IndexTarget, secret: str, audio: bytes, tmp_path: Path) -> None:
-    objects = every_object(target.vault)
+def assert_vault_erased(vault: Vault, secret: str, audio: bytes) -> None:
+    objects = every_object(vault)
     left = sorted(k for k in objects if secret in k)
-    tombstone = manifests.manifest_versions(target.vault, secret)[-1]
+    tombstone = manifests.manifest_versions(vault, secret)[-1]
     assert left == [
         f"manifests/{secret}/v{tombstone:08d}.journaled",
         f"manifests/{secret}/v{tombstone:08d}.json",
@@ -112,6 +112,10 @@ def assert_erased(target: IndexTarget, secret: str, audio: bytes, tmp_path: Path
     for key, data in objects.items():
         for needle in (SECRET_TITLE.encode(), b"xylophonics", b"Quillon", audio):
             assert needle not in data, f"{needle[:20]!r} left in {key}"
+
+
+def assert_erased(target: IndexTarget, secret: str, audio: bytes, tmp_path: Path) -> None:
+    assert_vault_erased(target.vault, secret, audio)
     search_files = disk_bytes(tmp_path / "search")
     assert b"xylophonics" not in search_files and b"Quillon" not in search_files
     database = target.store.database
@@ -167,6 +171,7 @@ def test_forget_erases_everything_and_keeps_a_tombstone(world) -> None:
         )
     with pytest.raises(InputError):
         edits.add_edit(target.vault, secret, "fix-metadata", {"title": "back"})
+    assert_erased(target, secret, audio, tmp_path)  # the refused ingest took back what it stored
     # Running it again changes nothing and says it was already done.
     again = forget(target.vault, secret, "consent withdrawn", "editor@newsroom", apply=True)
     assert again.plan.tombstone is not None and again.tombstone_version == result.tombstone_version
@@ -204,6 +209,63 @@ def test_a_forget_killed_at_any_step_converges_on_a_rerun(world, step: str) -> N
     forget(target.vault, secret, "takedown", "admin", apply=True, remove_from_index=purge)
     assert_erased(target, secret, audio, tmp_path)
     assert_neighbour_intact(target, neighbour)
+
+
+def test_a_writer_refused_by_the_tombstone_leaves_nothing_behind(world) -> None:
+    """A writer stores before it commits: an edit overlay, a run's objects. When the commit meets the
+    tombstone, what the writer stored goes with the refusal."""
+    target, secret, neighbour, audio, tmp_path = world
+    forget(
+        target.vault,
+        secret,
+        "takedown",
+        "admin",
+        apply=True,
+        remove_from_index=lambda m: reindex.purge_media(target, m),
+    )
+    raced = {
+        f"edits/{secret}/00000000000000000001-raced.json": b'{"text": "Quillon again"}',
+        f"media/{secret}/runs/raced/raw/0.json": b'{"segments": [{"text": "xylophonics"}]}',
+    }
+    for key, data in raced.items():
+        target.vault.put_bytes(key, data)
+    with pytest.raises(MediaForgotten):
+        manifests.commit(target.vault, secret, lambda current: current)
+    assert_erased(target, secret, audio, tmp_path)
+    assert_neighbour_intact(target, neighbour)
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["raced-writers", "interrupted-forget"])
+def test_the_lifecycle_erases_what_is_left_of_a_forgotten_item(world, interrupted: bool) -> None:
+    """What a crashed writer stored after a forget (hot, edits, archive), or what a forget killed
+    part-way left, is planned as ``erase-leftover`` and erased by the next lifecycle run."""
+    target, secret, neighbour, audio, _ = world
+    vault = target.vault
+    if interrupted:
+        with pytest.raises(Crash):
+            forget(vault, secret, "takedown", "admin", apply=True, hook=crash_at("delete-manifest", after=1))
+    else:
+        forget(
+            vault,
+            secret,
+            "takedown",
+            "admin",
+            apply=True,
+            remove_from_index=lambda m: reindex.purge_media(target, m),
+        )
+        archive = engine.open_archive(vault, Policies())
+        vault.put_bytes(f"media/{secret}/original", audio)
+        vault.put_bytes(f"edits/{secret}/00000000000000000001-raced.json", b'{"text": "Quillon"}')
+        archive.put_bytes(f"media/{secret}/runs/raced/raw/0.json.zst", b"xylophonics")
+    planned = engine.run(vault, Policies(), dry_run=True)
+    leftovers = [a for a in planned.actions if a.action == "erase-leftover"]
+    assert leftovers and {a.media_id for a in leftovers} == {secret}
+    assert {a.tier for a in leftovers} == ({"manifest"} if interrupted else {"hot", "archive"})
+    done = engine.run(vault, Policies(), dry_run=False)
+    assert not done.errors and len([a for a in done.done if a.action == "erase-leftover"]) == len(leftovers)
+    assert_vault_erased(vault, secret, audio)  # the index side is the forget's, or the next re-index's
+    assert_neighbour_intact(target, neighbour)
+    assert not [a for a in engine.run(vault, Policies()).actions if a.action == "erase-leftover"]
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from mediavault.errors import InputError, IntegrityError, MediavaultError
+from mediavault.lifecycle import forget
 from mediavault.lifecycle.policy import KIND_CLASS, Policies
-from mediavault.vault import LocalVault, Vault, manifests, open_vault, pins
+from mediavault.vault import Vault, manifests, open_vault, pins
 from mediavault.vault.hashing import sha256_stream
 from mediavault.vault.keys import SHA256_RE
 from mediavault.vault.models import ArchiveCopy, Artifact, Manifest, utc_now
 from mediavault.vault.s3 import S3Vault
-from mediavault.vault.tiers import ArtifactReader, compress_stream, same_credentials
+from mediavault.vault.tiers import ArtifactReader, compress_stream, default_archive_url, same_credentials
 
 Hook = Callable[[str, str], None]
 """Called as hook(step, key) before each step; tests raise from it to inject faults."""
@@ -30,7 +31,7 @@ Hook = Callable[[str, str], None]
 
 @dataclass
 class Action:
-    action: str  # archive | finish-archive | expire | delete-staging | delete-orphan | held
+    action: str  # archive | finish-archive | expire | delete-staging | delete-orphan | erase-leftover | held
     key: str
     media_id: str | None = None
     artifact_class: str | None = None
@@ -69,12 +70,6 @@ class LifecycleReport:
         }
 
 
-def default_archive_url(vault: Vault) -> str:
-    if isinstance(vault, LocalVault):
-        return vault.root.with_name(vault.root.name + "-archive").as_uri()
-    return vault.url + "archive/"
-
-
 def open_archive(vault: Vault, policies: Policies, for_media: bool = False) -> Vault:
     """The archive tier; for media with the configured storage class (AI outputs stay readable)."""
     url = policies.archive.url or default_archive_url(vault)
@@ -86,6 +81,32 @@ def open_archive(vault: Vault, policies: Policies, for_media: bool = False) -> V
             )
         archive.storage_class = policies.archive.storage_class
     return archive
+
+
+def _archive_urls(policies: Policies) -> list[str]:
+    return [policies.archive.url] if policies.archive.url else []
+
+
+def _forgotten_leftovers(vault: Vault, policies: Policies, media_id: str) -> list[Action]:
+    """What is left of an erased item besides its tombstone: what a writer that raced the forget
+    stored after it, or the rest of a forget that stopped part-way. Erased at once, whatever its
+    age (the index side is the next re-index's: it drops a forgotten item)."""
+    newest = manifests.newest_manifest(vault, media_id)
+    if newest is None or newest.forgotten is None:
+        return []
+    left = forget.plan_forget(vault, media_id, _archive_urls(policies))
+    reason = "left after the item was forgotten"
+    return [
+        *(
+            Action("erase-leftover", key, media_id, tier="archive", reason=reason)
+            for _, key in left.archive_keys
+        ),
+        *(Action("erase-leftover", key, media_id, reason=reason) for key in left.hot_keys),
+        *(
+            Action("erase-leftover", key, media_id, tier="manifest", reason=reason)
+            for key in left.manifest_keys
+        ),
+    ]
 
 
 def _age_days(since: datetime | float | None, now: datetime) -> float:
@@ -103,6 +124,7 @@ def plan(vault: Vault, policies: Policies, now: datetime | None = None) -> list[
     for media_id in manifests.list_media_ids(vault):
         manifest = manifests.latest_manifest(vault, media_id)
         if manifest is None:
+            actions.extend(_forgotten_leftovers(vault, policies, media_id))
             continue
         referenced.update(a.key for a in manifest.artifacts)
         if manifest.legal_hold:
@@ -435,6 +457,9 @@ def run(
     for media_id, actions in by_media.items():
         kinds = {a.action for a in actions}
         try:
+            if "erase-leftover" in kinds:
+                forget.erase_leftovers(vault, media_id, _archive_urls(policies), hook)
+                report.done.extend(a for a in actions if a.action == "erase-leftover")
             if kinds & {"archive", "finish-archive"}:
                 archive_media(vault, archive, media_id, actions, policies, hook, report, cold_archive)
             expiring = [a.key for a in actions if a.action == "expire"]

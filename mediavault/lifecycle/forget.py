@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mediavault.errors import InputError, LegalHold
-from mediavault.lifecycle.engine import default_archive_url
-from mediavault.media.edits import edits_prefix
 from mediavault.vault import manifests, pins
 from mediavault.vault.base import Vault
 from mediavault.vault.keys import (
     SHA256_RE,
+    edits_prefix,
     manifest_journaled_key,
     manifest_key,
     manifest_prefix,
@@ -42,7 +41,7 @@ from mediavault.vault.keys import (
     parse_manifest_version,
 )
 from mediavault.vault.models import Forgotten, Manifest, MediaInfo, MediaMetadata, MediaProbe, utc_now
-from mediavault.vault.tiers import ArtifactReader
+from mediavault.vault.tiers import ArtifactReader, default_archive_url
 
 Hook = Callable[[str, str], None]
 
@@ -182,6 +181,44 @@ def _manifest_deletion_order(key: str) -> tuple[int, int]:
     return version, 0 if key.endswith(".json") else 1
 
 
+def _erase(vault: Vault, plan: ForgetPlan, tombstone_version: int, hook: Hook, deleted: list[str]) -> bool:
+    """Steps 3 to 5: the archived copies, the hot objects and edits, the earlier manifest versions.
+    Returns True when an ingest still held a pin (see ``_delete_hot``)."""
+    media_id = plan.media_id
+    reader = ArtifactReader(vault)
+    for url, key in plan.archive_keys:
+        hook("delete-archive", key)
+        reader.archive_vault(url).delete(key)
+        deleted.append(f"{url} {key}")
+    writer_in_flight = _delete_hot(vault, media_id, hook, deleted)
+    tombstone_keys = {
+        manifest_key(media_id, tombstone_version),
+        manifest_journaled_key(media_id, tombstone_version),
+    }
+    for key in sorted(vault.list_keys(manifest_prefix(media_id)), key=_manifest_deletion_order):
+        version = parse_manifest_version(key.replace(".journaled", ".json"))
+        if key in tombstone_keys or version is None or version >= tombstone_version:
+            continue
+        hook("delete-manifest", key)
+        vault.delete(key)
+        deleted.append(key)
+    return writer_in_flight
+
+
+def erase_leftovers(
+    vault: Vault, media_id: str, archive_urls: list[str] | None = None, hook: Hook = _no_hook
+) -> list[str]:
+    """For an item already forgotten: delete whatever of it is still stored besides its tombstone
+    (what a raced writer stored, or the rest of an interrupted forget); the lifecycle run calls
+    it. Returns what was deleted; nothing for an item that is not forgotten."""
+    plan = plan_forget(vault, media_id, archive_urls)
+    if plan.tombstone is None:
+        return []
+    deleted: list[str] = []
+    _erase(vault, plan, _versions(vault, plan.media_id)[-1], hook, deleted)
+    return deleted
+
+
 def forget(
     vault: Vault,
     media_id: str,
@@ -220,23 +257,7 @@ def forget(
         result.plan = plan
     else:
         result.tombstone_version = _versions(vault, media_id)[-1]
-    reader = ArtifactReader(vault)
-    for url, key in plan.archive_keys:
-        hook("delete-archive", key)
-        reader.archive_vault(url).delete(key)
-        result.deleted.append(f"{url} {key}")
-    result.writer_in_flight = _delete_hot(vault, media_id, hook, result.deleted)
-    tombstone_keys = {
-        manifest_key(media_id, result.tombstone_version),
-        manifest_journaled_key(media_id, result.tombstone_version),
-    }
-    for key in sorted(vault.list_keys(manifest_prefix(media_id)), key=_manifest_deletion_order):
-        version = parse_manifest_version(key.replace(".journaled", ".json"))
-        if key in tombstone_keys or version is None or version >= result.tombstone_version:
-            continue
-        hook("delete-manifest", key)
-        vault.delete(key)
-        result.deleted.append(key)
+    result.writer_in_flight = _erase(vault, plan, result.tombstone_version, hook, result.deleted)
     if remove_from_index is not None:
         hook("index", media_id)
         result.index = remove_from_index(media_id)

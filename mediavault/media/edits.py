@@ -19,6 +19,7 @@ from mediavault import SCHEMA_VERSION
 from mediavault.errors import InputError, PreconditionFailed
 from mediavault.vault import manifests
 from mediavault.vault.base import Vault
+from mediavault.vault.keys import edit_key
 from mediavault.vault.models import EditRef, Manifest, MediaMetadata, utc_now
 
 EditKind = Literal["rename-speaker", "correct-text", "fix-metadata"]
@@ -112,14 +113,6 @@ class EditRecord(BaseModel):
     payload: dict[str, Any]
     author: str | None = None
     created_at: datetime
-
-
-def edits_prefix(media_id: str) -> str:
-    return f"edits/{media_id}/"
-
-
-def edit_key(media_id: str, edit_id: str) -> str:
-    return f"{edits_prefix(media_id)}{edit_id}.json"
 
 
 def new_edit_id() -> str:

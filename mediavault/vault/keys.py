@@ -25,6 +25,14 @@ def media_prefix(media_id: str) -> str:
     return f"media/{check_media_id(media_id)}/"
 
 
+def edits_prefix(media_id: str) -> str:
+    return f"edits/{media_id}/"
+
+
+def edit_key(media_id: str, edit_id: str) -> str:
+    return f"{edits_prefix(media_id)}{edit_id}.json"
+
+
 def media_original(media_id: str) -> str:
     return media_prefix(media_id) + "original"
 

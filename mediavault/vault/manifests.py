@@ -22,9 +22,11 @@ from mediavault.vault.base import Vault
 from mediavault.vault.keys import (
     MANIFESTS_PREFIX,
     SHA256_RE,
+    edits_prefix,
     manifest_journaled_key,
     manifest_key,
     manifest_prefix,
+    media_prefix,
     parse_manifest_version,
 )
 from mediavault.vault.models import Manifest
@@ -120,6 +122,21 @@ def _check_artifacts_exist(vault: Vault, manifest: Manifest) -> None:
             )
 
 
+def erase_refused_writes(vault: Vault, media_id: str) -> list[str]:
+    """Delete the hot objects and edits of an erased item: what a writer that raced its forget (or
+    re-ingested the same bytes after it) stored before its commit was refused. Everything under
+    these prefixes belongs to the erased item, so nothing anyone may still use goes; archive
+    copies left by a raced lifecycle run are the next lifecycle run's (``erase-leftover``)."""
+    keys = [*vault.list_keys(media_prefix(media_id)), *vault.list_keys(edits_prefix(media_id))]
+    for key in keys:
+        vault.delete(key)
+    if keys:
+        log.info(
+            "erased %d object(s) of forgotten media %s that a refused writer stored", len(keys), media_id
+        )
+    return keys
+
+
 def commit(
     vault: Vault,
     media_id: str,
@@ -133,6 +150,7 @@ def commit(
     for _ in range(MAX_COMMIT_ATTEMPTS):
         current = newest_manifest(vault, media_id)
         if current is not None and current.forgotten is not None:
+            erase_refused_writes(vault, media_id)
             raise MediaForgotten(media_id, f"{current.forgotten.at:%Y-%m-%d}")
         proposed = derive(current)
         if proposed is None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mediavault.ingest.sources import SEEK_BUFFER, S3RangeReader
 from mediavault.settings import S3Options
-from mediavault.vault import Vault, open_vault
+from mediavault.vault import LocalVault, Vault, open_vault
 from mediavault.vault.models import Artifact
 from mediavault.vault.s3 import S3Vault
 
@@ -197,3 +197,11 @@ class ArtifactReader:
         with self.open(artifact) as stream:
             data = stream.read()
         return data.to_pybytes() if hasattr(data, "to_pybytes") else data
+
+
+def default_archive_url(vault: Vault) -> str:
+    """The archive tier when the policies name none: a sibling directory, or ``archive/`` in the
+    vault's bucket prefix."""
+    if isinstance(vault, LocalVault):
+        return vault.root.with_name(vault.root.name + "-archive").as_uri()
+    return vault.url + "archive/"
