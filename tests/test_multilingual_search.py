@@ -165,3 +165,40 @@ def test_a_generation_of_another_analysis_version_is_refused(tmp_path: Path) -> 
     (tmp_path / "gen-000001" / "ANALYSIS").write_text(f"{analysis.ANALYSIS_VERSION - 1}\n")
     with pytest.raises(ConfigurationError, match="reindex --full"):
         TantivySearchIndex(tmp_path).search(SearchQuery(text="anything"))
+
+
+@pytest.mark.parametrize("name", ["tantivy", "solr-fake"])
+def test_the_spelling_as_typed_ranks_first_even_against_a_shorter_statement(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Folding finds both spellings; the one typed ranks first, though BM25 alone would put the
+    short statement first (a word without accents asks the written form too when accented
+    variants are indexed)."""
+    texts = {
+        "accented": "Le quartier résidentiel.",
+        "plain": "Ils ont parlé longtemps du plan pour le quartier residentiel et de la circulation du soir.",
+    }
+    index: SearchIndex
+    if name == "tantivy":
+        index = TantivySearchIndex(tmp_path / "tantivy")
+    else:
+        index = SolrSearchIndex(request.getfixturevalue("fake_solr").url, name=f"rk{uuid.uuid4().hex[:8]}")
+    docs = [
+        {
+            **documents()[0],
+            "id": f"{MEDIA}:{RUN}:{seq}",
+            "seq": seq,
+            "speaker": key,
+            "text": text,
+            "language": "fr",
+        }
+        for seq, (key, text) in enumerate(texts.items())
+    ]
+    index.create_generation(1)
+    index.add(1, docs)
+    index.commit(1)
+    index.switch(1)
+    for query, expected in (("residentiel", ["plain", "accented"]), ("résidentiel", ["accented", "plain"])):
+        for language in (None, "fr"):
+            hits = index.search(SearchQuery(text=query, language=language)).hits
+            assert [hit.speaker for hit in hits] == expected, (query, language, [h.score for h in hits])

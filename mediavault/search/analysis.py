@@ -96,9 +96,17 @@ def terms(field: str, text: str) -> list[str]:
 
 
 def piece_query(
-    schema: tantivy.Schema, piece: str, language: str | None, within: tantivy.Query | None = None
+    schema: tantivy.Schema,
+    piece: str,
+    language: str | None,
+    within: tantivy.Query | None = None,
+    searcher: Any = None,
 ) -> tantivy.Query | None:
     """One query word or phrase, matched in any chain; None when it holds no token at all.
+
+    ``searcher`` lets a word typed without accents still rank its own spelling first: when the
+    index holds accented variants of it (the folded term is in more statements than the written
+    one), the written form is asked too, with the boost.
 
     ``within`` (a selective filter) is put inside each alternative rather than beside the union of
     them: Tantivy seeks a union of long posting lists slowly, while each small intersection is
@@ -110,9 +118,12 @@ def piece_query(
     )
     alternatives: list[tuple[Any, tantivy.Query]] = []
     analysed = {field: terms(field, piece) for field in fields}
-    # Typed without accents: the folded field finds everything the exact one would, so the exact
-    # field is not asked (one posting list less per word) and the folded match gets its boost.
-    plain = analysed[EXACT_FIELD] == analysed[FOLDED_FIELD]
+    # Typed without accents: the folded field finds everything the exact one would, so unless
+    # accented variants are indexed the exact field is not asked (one posting list less per word)
+    # and the folded match gets its boost.
+    plain = analysed[EXACT_FIELD] == analysed[FOLDED_FIELD] and not (
+        searcher is not None and _has_accented_variants(searcher, analysed[EXACT_FIELD])
+    )
     for field in fields:
         found = analysed[field]
         if not found or (plain and field == EXACT_FIELD):
@@ -130,3 +141,9 @@ def piece_query(
     if not alternatives:
         return None
     return alternatives[0][1] if len(alternatives) == 1 else tantivy.Query.boolean_query(alternatives)
+
+
+def _has_accented_variants(searcher: Any, tokens: list[str]) -> bool:
+    """True when a token's folded form is in more statements than the token as written (written
+    matches are a subset of folded ones, so equal counts mean the same statements)."""
+    return any(searcher.doc_freq(FOLDED_FIELD, t) != searcher.doc_freq(EXACT_FIELD, t) for t in tokens)

@@ -254,10 +254,13 @@ class TantivySearchIndex:
             )
         return filters
 
-    def _text_parts(self, query: SearchQuery, within: tantivy.Query | None = None) -> list[tantivy.Query]:
+    def _text_parts(
+        self, query: SearchQuery, searcher: Any = None, within: tantivy.Query | None = None
+    ) -> list[tantivy.Query]:
         phrases, words = split_query(query.text)
         parts = [
-            analysis.piece_query(self.schema, piece, query.language, within) for piece in [*phrases, *words]
+            analysis.piece_query(self.schema, piece, query.language, within, searcher)
+            for piece in [*phrases, *words]
         ]
         return [part for part in parts if part is not None]
 
@@ -289,7 +292,7 @@ class TantivySearchIndex:
         index = self._index(live)
         index.reload()
         searcher = index.searcher()
-        text_parts = self._text_parts(query)
+        text_parts = self._text_parts(query, searcher)
         combined = self._query(query, text_parts)
         kwargs: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
         if query.sort == "time":
@@ -356,7 +359,7 @@ class TantivySearchIndex:
     def _media_hits(self, searcher: Any, query: SearchQuery, snippets: _Snippets | None) -> list[MediaHit]:
         """Media items whose title, description or tags hold every word, best first."""
         kind = tantivy.Query.term_query(self.schema, "kind", "media")
-        text_parts = self._text_parts(query, within=kind)
+        text_parts = self._text_parts(query, searcher, within=kind)
         clauses = [(tantivy.Occur.Must, q) for q in [kind, *text_parts, *self._filters(query)]]
         found = searcher.search(tantivy.Query.boolean_query(clauses), limit=query.media_limit)
         media = []
