@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediavault.ingest.parquet import STATEMENTS_SCHEMA
+from mediavault.formats.parquet import STATEMENTS_SCHEMA
 from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import LocalVault, Vault, manifests, open_vault

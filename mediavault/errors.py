@@ -106,3 +106,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, AutoReconnect | ConnectionFailure):
         return True
     return isinstance(exc, ConnectionError | TimeoutError)
+
+
+class SourceChanged(TransientError):
+    """The input was overwritten after it was validated; ingest it again."""
+
+    def __init__(self, display: str) -> None:
+        super().__init__(f"{display}: changed while it was being ingested; run the ingest again")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mediavault.ingest.sources import SourceChanged
+from mediavault.errors import SourceChanged
 from mediavault.vault.base import Vault
 from mediavault.vault.s3 import S3Vault
 

@@ -11,7 +11,7 @@ import pytest
 from mediavault import SCHEMA_VERSION
 from mediavault.errors import InputError
 from mediavault.formats import Statement, detect_format, parse_output, render_srt, render_vtt
-from mediavault.ingest.parquet import (
+from mediavault.formats.parquet import (
     STATEMENTS_SCHEMA,
     WORDS_SCHEMA,
     read_transcript,

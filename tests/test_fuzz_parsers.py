@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from mediavault.errors import InputError
 from mediavault.formats import Transcript, detect_format, parse_output
+from mediavault.formats.parquet import read_transcript
 from mediavault.formats.subtitles import format_timestamp
-from mediavault.ingest.parquet import read_transcript
 from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import LocalVault, manifests

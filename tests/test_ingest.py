@@ -9,7 +9,7 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediavault.ingest.parquet import read_transcript
+from mediavault.formats.parquet import read_transcript
 from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.vault import Vault, journal, manifests
 from mediavault.vault.keys import manifest_key

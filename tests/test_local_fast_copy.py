@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mediavault.ingest.sources import SourceChanged
+from mediavault.errors import SourceChanged
 from mediavault.vault.local import FILE_COPY_CHUNK, LocalVault, copy_file_hashing, regular_file_fd
 
 MIB = 1024 * 1024

@@ -34,9 +34,9 @@ from mediavault.formats import (
     parse_output,
     validate_summary,
 )
+from mediavault.formats.parquet import statements_table, table_to_parquet_bytes, words_table
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.formats.summary import MAX_SUMMARY_BYTES, summary_format_name
-from mediavault.ingest.parquet import statements_table, table_to_parquet_bytes, words_table
 from mediavault.ingest.probe import content_type_for, probe_media
 from mediavault.ingest.sources import Source, resolve_source
 from mediavault.settings import MediavaultSettings

@@ -12,17 +12,9 @@ from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
 
-from mediavault.errors import InputError, TransientError
+from mediavault.errors import InputError, SourceChanged
 from mediavault.settings import IngestLimits, S3Options
-
-SEEK_BUFFER = 256 * 1024
-
-
-class SourceChanged(TransientError):
-    """The input was overwritten after it was validated; ingest it again."""
-
-    def __init__(self, display: str) -> None:
-        super().__init__(f"{display}: changed while it was being ingested; run the ingest again")
+from mediavault.vault.s3 import SEEK_BUFFER, S3RangeReader
 
 
 def _local_version(info: os.stat_result) -> str:
@@ -109,46 +101,6 @@ class Source:
             )
         with self.open_stream() as stream:
             return stream.read()
-
-
-class S3RangeReader(io.RawIOBase):
-    """A seekable read-only view of one S3 object; with ``if_match`` pinned to that ETag."""
-
-    def __init__(self, client: Any, bucket: str, key: str, size: int, if_match: str | None = None) -> None:
-        self._client, self._bucket, self._key, self._size = client, bucket, key, size
-        self._extra = {"IfMatch": if_match} if if_match else {}
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        if self._pos >= self._size or len(buffer) == 0:
-            return 0
-        end = min(self._size, self._pos + len(buffer)) - 1
-        try:
-            response = self._client.get_object(
-                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._extra
-            )
-        except ClientError as exc:
-            if self._extra and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
-                raise SourceChanged(f"s3://{self._bucket}/{self._key}") from None
-            raise
-        body = response["Body"].read()
-        buffer[: len(body)] = body
-        self._pos += len(body)
-        return len(body)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediavault.errors import InputError
+from mediavault.formats.parquet import read_transcript
 from mediavault.index.projection import load_applied_edits, media_document
-from mediavault.ingest.parquet import read_transcript
 from mediavault.media import edits as edits_module
 from mediavault.media.alignment import align_words
 from mediavault.vault import manifests

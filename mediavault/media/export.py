@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from mediavault.errors import InputError, IntegrityError
 from mediavault.formats import FORMATS, SUMMARY_FORMATS
+from mediavault.formats.parquet import read_transcript
 from mediavault.formats.subtitles import render_srt, render_txt, render_vtt
 from mediavault.formats.transcript import Transcript
 from mediavault.index.projection import load_applied_edits
-from mediavault.ingest.parquet import read_transcript
 from mediavault.media.alignment import align_words
 from mediavault.vault import manifests
 from mediavault.vault.base import Vault

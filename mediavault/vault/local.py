@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from mediavault.errors import ConfigurationError
-from mediavault.ingest.sources import SourceChanged
+from mediavault.errors import ConfigurationError, SourceChanged
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 from mediavault.vault.hashing import copy_hashing, file_version, regular_file_fd, sha256_bytes
 

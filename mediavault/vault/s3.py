@@ -13,6 +13,7 @@ applies them: a store that refuses or ignores them gets no object at all.
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import logging
 import os
@@ -33,8 +34,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mediavault.errors import ConfigurationError, TransientError
-from mediavault.ingest.sources import SourceChanged
+from mediavault.errors import ConfigurationError, SourceChanged, TransientError
 from mediavault.settings import S3Options
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 from mediavault.vault.hashing import (
@@ -813,3 +813,47 @@ def content_disposition(filename: str) -> str:
 
     ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in filename) or "download"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+SEEK_BUFFER = 256 * 1024
+"""Read buffer for seekable S3 streams (Parquet footers, media probes)."""
+
+
+class S3RangeReader(io.RawIOBase):
+    """A seekable read-only view of one S3 object; with ``if_match`` pinned to that ETag."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int, if_match: str | None = None) -> None:
+        self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        self._extra = {"IfMatch": if_match} if if_match else {}
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size or len(buffer) == 0:
+            return 0
+        end = min(self._size, self._pos + len(buffer)) - 1
+        try:
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._extra
+            )
+        except ClientError as exc:
+            if self._extra and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
+                raise SourceChanged(f"s3://{self._bucket}/{self._key}") from None
+            raise
+        body = response["Body"].read()
+        buffer[: len(body)] = body
+        self._pos += len(body)
+        return len(body)

@@ -19,11 +19,10 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from mediavault.ingest.sources import SEEK_BUFFER, S3RangeReader
 from mediavault.settings import S3Options
 from mediavault.vault import LocalVault, Vault, open_vault
 from mediavault.vault.models import Artifact
-from mediavault.vault.s3 import S3Vault
+from mediavault.vault.s3 import SEEK_BUFFER, S3RangeReader, S3Vault
 
 CHUNK_SIZE = 1024 * 1024
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
