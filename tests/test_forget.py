@@ -82,6 +82,21 @@ def world(tmp_path: Path, vault: Vault, mongo_db):
     return target, secret, neighbour, JFK_MEDIA.read_bytes()[4096:4160], tmp_path
 
 
+def forget_with_index(
+    target: IndexTarget, media_id: str, reason: str = "takedown", by: str = "admin", **options
+):
+    """An applied forget that also purges the index (as the CLI, flow and API do)."""
+    return forget(
+        target.vault,
+        media_id,
+        reason,
+        by,
+        apply=True,
+        remove_from_index=lambda m: reindex.purge_media(target, m),
+        **options,
+    )
+
+
 def every_object(vault: Vault) -> dict[str, bytes]:
     """Every object of the vault and its archive tier (the S3 archive shares the bucket)."""
     found = {key: vault.get_bytes(key) for key in vault.list_keys("")}
@@ -144,14 +159,7 @@ def test_a_dry_run_lists_every_tier_and_changes_nothing(world) -> None:
 
 def test_forget_erases_everything_and_keeps_a_tombstone(world) -> None:
     target, secret, neighbour, audio, tmp_path = world
-    result = forget(
-        target.vault,
-        secret,
-        "consent withdrawn",
-        "editor@newsroom",
-        apply=True,
-        remove_from_index=lambda m: reindex.purge_media(target, m),
-    )
+    result = forget_with_index(target, secret, "consent withdrawn", "editor@newsroom")
     assert result.applied and result.index["media_documents"] >= 1 and result.index["job_events"] == 1
     assert_erased(target, secret, audio, tmp_path)
     assert_neighbour_intact(target, neighbour)
@@ -193,20 +201,9 @@ def test_a_legal_hold_blocks_forget(world) -> None:
 def test_a_forget_killed_at_any_step_converges_on_a_rerun(world, step: str) -> None:
     target, secret, neighbour, audio, tmp_path = world
 
-    def purge(media_id: str):
-        return reindex.purge_media(target, media_id)
-
     with pytest.raises(Crash):
-        forget(
-            target.vault,
-            secret,
-            "takedown",
-            "admin",
-            apply=True,
-            remove_from_index=purge,
-            hook=crash_at(step),
-        )
-    forget(target.vault, secret, "takedown", "admin", apply=True, remove_from_index=purge)
+        forget_with_index(target, secret, hook=crash_at(step))
+    forget_with_index(target, secret)
     assert_erased(target, secret, audio, tmp_path)
     assert_neighbour_intact(target, neighbour)
 
@@ -215,14 +212,7 @@ def test_a_writer_refused_by_the_tombstone_leaves_nothing_behind(world) -> None:
     """A writer stores before it commits: an edit overlay, a run's objects. When the commit meets the
     tombstone, what the writer stored goes with the refusal."""
     target, secret, neighbour, audio, tmp_path = world
-    forget(
-        target.vault,
-        secret,
-        "takedown",
-        "admin",
-        apply=True,
-        remove_from_index=lambda m: reindex.purge_media(target, m),
-    )
+    forget_with_index(target, secret)
     raced = {
         f"edits/{secret}/00000000000000000001-raced.json": b'{"text": "Quillon again"}',
         f"media/{secret}/runs/raced/raw/0.json": b'{"segments": [{"text": "xylophonics"}]}',
@@ -245,14 +235,7 @@ def test_the_lifecycle_erases_what_is_left_of_a_forgotten_item(world, interrupte
         with pytest.raises(Crash):
             forget(vault, secret, "takedown", "admin", apply=True, hook=crash_at("delete-manifest", after=1))
     else:
-        forget(
-            vault,
-            secret,
-            "takedown",
-            "admin",
-            apply=True,
-            remove_from_index=lambda m: reindex.purge_media(target, m),
-        )
+        forget_with_index(target, secret)
         archive = engine.open_archive(vault, Policies())
         vault.put_bytes(f"media/{secret}/original", audio)
         vault.put_bytes(f"edits/{secret}/00000000000000000001-raced.json", b'{"text": "Quillon"}')
@@ -364,14 +347,7 @@ def test_forget_leaves_no_generation_holding_the_item_on_any_search_backend(
     reindex.full_rebuild(target)
     reindex.full_rebuild(target)  # a previous generation, kept for rollback, holds the item too
     assert search_index.previous_generation() is not None
-    forget(
-        vault,
-        secret,
-        "takedown",
-        "admin",
-        apply=True,
-        remove_from_index=lambda m: reindex.purge_media(target, m),
-    )
+    forget_with_index(target, secret)
     assert search_index.search(SearchQuery(text="fellow")).total == 0
     assert search_index.generations() == [search_index.live_generation()]
     assert search_index.previous_generation() is None

@@ -91,10 +91,9 @@ def _forgotten_leftovers(vault: Vault, policies: Policies, media_id: str) -> lis
     """What is left of an erased item besides its tombstone: what a writer that raced the forget
     stored after it, or the rest of a forget that stopped part-way. Erased at once, whatever its
     age (the index side is the next re-index's: it drops a forgotten item)."""
-    newest = manifests.newest_manifest(vault, media_id)
-    if newest is None or newest.forgotten is None:
-        return []
     left = forget.plan_forget(vault, media_id, _archive_urls(policies))
+    if left.tombstone is None:
+        return []
     reason = "left after the item was forgotten"
     return [
         *(

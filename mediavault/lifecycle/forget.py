@@ -166,10 +166,7 @@ def _delete_hot(vault: Vault, media_id: str, hook: Hook, deleted: list[str]) -> 
     commit can use them any more, so pins are not waited for. Returns True when an ingest still
     held a pin (it may store an object after this pass; its commit is refused and the lifecycle
     run collects what it left)."""
-    for key in [*vault.list_keys(media_prefix(media_id)), *vault.list_keys(edits_prefix(media_id))]:
-        hook("delete", key)
-        vault.delete(key)
-        deleted.append(key)
+    deleted.extend(manifests.erase_hot_objects(vault, media_id, lambda key: hook("delete", key)))
     return bool(pins.live_pins(vault, media_id))
 
 

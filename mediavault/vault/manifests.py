@@ -122,18 +122,19 @@ def _check_artifacts_exist(vault: Vault, manifest: Manifest) -> None:
             )
 
 
-def erase_refused_writes(vault: Vault, media_id: str) -> list[str]:
-    """Delete the hot objects and edits of an erased item: what a writer that raced its forget (or
-    re-ingested the same bytes after it) stored before its commit was refused. Everything under
-    these prefixes belongs to the erased item, so nothing anyone may still use goes; archive
-    copies left by a raced lifecycle run are the next lifecycle run's (``erase-leftover``)."""
+def erase_hot_objects(
+    vault: Vault, media_id: str, before_delete: Callable[[str], None] | None = None
+) -> list[str]:
+    """Delete an erased item's hot objects and edits, as listed now; returns their keys. A forget
+    calls it, and so does a commit the tombstone refuses: a writer that raced the forget (or
+    re-ingested the same bytes after it) stored before committing. Everything under these
+    prefixes belongs to the erased item, so nothing anyone may still use goes; archive copies left
+    by a raced lifecycle run are the next lifecycle run's (``erase-leftover``)."""
     keys = [*vault.list_keys(media_prefix(media_id)), *vault.list_keys(edits_prefix(media_id))]
     for key in keys:
+        if before_delete is not None:
+            before_delete(key)
         vault.delete(key)
-    if keys:
-        log.info(
-            "erased %d object(s) of forgotten media %s that a refused writer stored", len(keys), media_id
-        )
     return keys
 
 
@@ -150,7 +151,12 @@ def commit(
     for _ in range(MAX_COMMIT_ATTEMPTS):
         current = newest_manifest(vault, media_id)
         if current is not None and current.forgotten is not None:
-            erase_refused_writes(vault, media_id)
+            if erased := erase_hot_objects(vault, media_id):
+                log.info(
+                    "erased %d object(s) of forgotten media %s that a refused writer stored",
+                    len(erased),
+                    media_id,
+                )
             raise MediaForgotten(media_id, f"{current.forgotten.at:%Y-%m-%d}")
         proposed = derive(current)
         if proposed is None:
