@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -206,12 +207,20 @@ def make_media(path: Path, seconds: int, salt: int) -> Path:
     return path
 
 
-def make_whisperx(path: Path, statements: int, rng: random.Random, language: str = "en") -> Path:
+def make_whisperx(
+    path: Path,
+    statements: int,
+    rng: random.Random,
+    language: str = "en",
+    draw: Callable[[random.Random], list[str]] | None = None,
+) -> Path:
+    """A WhisperX JSON of ``statements`` one-second segments; ``draw`` gives a statement's words
+    (by default 6 to 14 of the language's bench words)."""
     vocabulary = MIXED_WORDS[language]
     joiner = "" if language == "ja" else " "
     segments = []
     for i in range(statements):
-        words = [rng.choice(vocabulary) for _ in range(rng.randint(6, 14))]
+        words = draw(rng) if draw else [rng.choice(vocabulary) for _ in range(rng.randint(6, 14))]
         start = i * 1.0
         segments.append(
             {
@@ -233,7 +242,13 @@ def language_of(index: int, mixed: bool) -> str:
     return MIXED_LANGUAGES[index % len(MIXED_LANGUAGES)] if mixed else "en"
 
 
-def build_vault(root: Path, media: int, statements: int, mixed: bool = False) -> LocalVault:
+def build_vault(
+    root: Path,
+    media: int,
+    statements: int,
+    mixed: bool = False,
+    draw: Callable[[random.Random], list[str]] | None = None,
+) -> LocalVault:
     vault = LocalVault(root / "vault")
     settings = MediavaultSettings(home=root / "home", mongo_mode="disabled")
     rng = random.Random(7)
@@ -242,7 +257,7 @@ def build_vault(root: Path, media: int, statements: int, mixed: bool = False) ->
     for i in range(media):
         language = language_of(i, mixed)
         audio = make_media(work / f"m{i}.wav", statements + 5, i)
-        output = make_whisperx(work / f"m{i}.json", statements, rng, language)
+        output = make_whisperx(work / f"m{i}.json", statements, rng, language, draw)
         ingest(
             vault,
             IngestRequest(

@@ -1,11 +1,14 @@
 """HTTP API benchmark: `mediavault serve` on the embedded backends (SecantusDB + Tantivy). Not a test.
 
 Builds a synthetic vault of MEDIA x STATEMENTS statements (default 1,000 x 1,000 = 1M) with
-bench/reindex.py's builder (the real ingest path), adds one STREAM_GIB WAV (default 2 GiB), indexes
+bench/reindex.py's builder (the real ingest path) and bench/corpus.py's text (word frequencies
+follow Zipf's law; --corpus dense takes reindex.py's 34 words instead, each in a quarter of all
+statements: a worst case, not a target), adds one STREAM_GIB WAV (default 2 GiB), indexes
 everything, creates an admin token and runs `mediavault serve` on loopback in its own process (so
 its memory is its own and the clients do not share its GIL). Then prints, with CLIENTS concurrent
 clients (default 8, one thread and one keep-alive connection each):
-  * search p50 / p95 of GET /api/v1/search (target p95 < 50 ms), beside the same queries run in
+  * search p50 / p95 of GET /api/v1/search (target p95 < 50 ms) for corpus.py's query mix (words
+    and phrases people type; the dense corpus keeps reindex.py's two-word mix), beside the same queries run in
     this process on the same Tantivy index by as many threads (ratio = HTTP / in-process)
   * Range streaming of the WAV: the clients fetch every 8 MiB range of it, and one client reads it
     whole with `Range: bytes=0-`; each throughput as a ratio to reading the same file in this
@@ -20,7 +23,7 @@ clients (default 8, one thread and one keep-alive connection each):
 All data lives in a temporary directory (MEDIAVAULT_BENCH_DIR, default the system temp dir; needs
 about 2 x STREAM_GIB free), removed on exit, Ctrl-C included, with the server stopped first.
 Usage: python bench/serve.py [--media 1000] [--statements 1000] [--queries 1000] [--clients 8]
-                             [--stream-gib 2]
+                             [--stream-gib 2] [--corpus zipf|dense]
 Small run: python bench/serve.py --media 20 --statements 100 --stream-gib 0.1
 """
 
@@ -59,6 +62,7 @@ from mediavault.settings import MediavaultSettings
 from mediavault.vault import manifests, vault_from_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # "python bench/serve.py" finds bench.*
+from bench.corpus import Corpus
 from bench.reindex import WORDS, build_vault, make_whisperx
 
 MIB = 1024 * 1024
@@ -99,11 +103,12 @@ def build(root: Path, args: argparse.Namespace) -> tuple[MediavaultSettings, str
     """The vault (MEDIA x STATEMENTS plus the big WAV), indexed; returns the settings the server
     uses, the big WAV's media id, its path in the vault and the number of statements indexed."""
     started = time.perf_counter()
-    vault = build_vault(root, args.media, args.statements)
+    draw = Corpus().statement if args.corpus == "zipf" else None
+    vault = build_vault(root, args.media, args.statements, draw=draw)
     settings = MediavaultSettings(home=root / "home", vault_url=vault.url, mongo_mode="embedded")
     ingest_settings = settings.model_copy(update={"mongo_mode": "disabled"})
     wav = write_big_wav(root / "inputs" / "big.wav", int(args.stream_gib * 1024 * MIB))
-    transcript = make_whisperx(root / "inputs" / "big.json", 20, random.Random(3))
+    transcript = make_whisperx(root / "inputs" / "big.json", 20, random.Random(3), draw=draw)
     big = ingest(
         vault,
         IngestRequest(
@@ -122,7 +127,7 @@ def build(root: Path, args: argparse.Namespace) -> tuple[MediavaultSettings, str
     started = time.perf_counter()
     report = full_rebuild(target)
     print(
-        f"synthetic vault: {args.media} media x {args.statements} statements + a "
+        f"synthetic vault ({args.corpus} corpus): {args.media} media x {args.statements} statements + a "
         f"{args.stream_gib:g} GiB WAV, built in {built:.0f}s, indexed ({report.statements:,} statements) "
         f"in {time.perf_counter() - started:.0f}s",
         flush=True,
@@ -259,8 +264,11 @@ def run_clients(clients: list[Client], work: list[Item], one: Callable[[Client, 
     return results
 
 
-def search_queries(count: int) -> list[tuple[str, str | None]]:
-    """reindex.py's mix: two words, a two-word phrase every third query, a speaker every fourth."""
+def search_queries(count: int, corpus: str = "zipf") -> list[tuple[str, str | None]]:
+    """corpus.py's mix; on the dense corpus reindex.py's: two words, a two-word phrase every third
+    query, a speaker every fourth."""
+    if corpus == "zipf":
+        return Corpus().queries(count)
     rng = random.Random(11)
     queries = []
     for i in range(count):
@@ -347,7 +355,8 @@ def measure_search(
     url: str, token: str, settings: MediavaultSettings, statements: int, args: argparse.Namespace
 ) -> list[str]:
     """p50 / p95 over HTTP with CLIENTS clients, then of the same queries in this process."""
-    queries, warm_up = search_queries(args.queries), search_queries(4 * args.clients)
+    queries = search_queries(args.queries, args.corpus)
+    warm_up = search_queries(args.queries + 4 * args.clients, args.corpus)[args.queries :]
     with ExitStack() as stack:
         clients = [
             stack.enter_context(
@@ -369,8 +378,8 @@ def measure_search(
     run_clients(indexes, warm_up, direct_search)
     direct_p50, direct_p95 = percentiles(run_clients(indexes, queries, direct_search))
     return [
-        f"search over HTTP, {statements:,} statements, {args.clients} clients, {len(queries)} queries "
-        f"({rate:.0f} q/s): "
+        f"search over HTTP, {statements:,} statements ({args.corpus} corpus), {args.clients} clients, "
+        f"{len(queries)} queries ({rate:.0f} q/s): "
         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms (target p95 < {SEARCH_P95_TARGET_MS:.0f} ms) "
         f"{verdict(p95 < SEARCH_P95_TARGET_MS)}",
         f"  baseline: the same queries in this process, {args.clients} threads: p50 {direct_p50:.1f} ms, "
@@ -486,6 +495,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--stream-gib", type=float, default=2.0, help="size of the streamed WAV")
+    parser.add_argument(
+        "--corpus", choices=["zipf", "dense"], default="zipf", help="the statements' text (see above)"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, interrupted)  # unwinds like Ctrl-C: servers stopped, data removed
     with tempfile.TemporaryDirectory(dir=os.environ.get("MEDIAVAULT_BENCH_DIR")) as tmp:

@@ -441,6 +441,7 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
             target.search.commit(generation)
         applied, media_touched = 0, 0
         batch: list[Any] = []
+        forgotten: list[str] = []
 
         def flush() -> None:
             nonlocal media_touched
@@ -454,11 +455,20 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
         for record in journal.read(target.vault, checkpoint):
             batch.append(record)
             applied += 1
+            if record.change == "forget":
+                forgotten.append(record.media_id)
             if len(batch) >= JOURNAL_CHUNK:
                 flush()
                 batch = []
         if batch:
             flush()
+        # A forget whose own index step never ran (it died, or had no index at hand): deleting
+        # the item from the live generation is not enough, since the previous generation and the
+        # live one's search segments still hold its text. Purged and rebuilt as the forget does.
+        erased: dict[str, Any] = {}
+        if forgotten:
+            erased = {**_remove_everywhere(target, forgotten), **_rebuild_alone(target, held)}
+            generation = erased["rebuilt_generation"]
         quarantined = target.store.quarantined(generation)
         return {
             "mode": "incremental",
@@ -471,6 +481,7 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
             "journal_repaired": len(repaired),
             "retried": len(retried),
             "quarantined": [{"media_id": q["media_id"], "error": q["error"]} for q in quarantined],
+            **({"erased": {"media": sorted(set(forgotten)), **erased}} if forgotten else {}),
         }
 
 
@@ -525,17 +536,32 @@ def purge_media(target: IndexTarget, media_id: str, wait_seconds: float = 600.0)
     rollback (nor a deleted document left in a search segment) still holds its text.
 
     Run after the item's tombstone is committed: the rebuild projects it as absent."""
-    removed = target.store.purge_media(media_id)
-    for generation in target.search.generations():
-        target.search.delete_media(generation, media_id)
-        target.search.commit(generation)
+    removed = _remove_everywhere(target, [media_id])
     with RebuildLease(target.store).acquire(wait_seconds) as lease:
-        report = full_rebuild(target, lease=lease)
-        # The generations from before the forget go, and with them rollback to a time it was there.
-        dropped = {target.search.drop_previous()} - {None}
-        target.store.apply_switch(report.generation, None, None)
-        for generation in {*target.search.generations(), *target.store.generations()} - {report.generation}:
-            target.search.drop_generation(generation)
-            target.store.drop_generation(generation)
-            dropped.add(generation)
-    return {**removed, "rebuilt_generation": report.generation, "dropped_generations": sorted(dropped)}
+        return {**removed, **_rebuild_alone(target, lease)}
+
+
+def _remove_everywhere(target: IndexTarget, media_ids: list[str]) -> dict[str, int]:
+    """Erased items out of every generation of the index and search, and their job events."""
+    removed: dict[str, int] = {}
+    for media_id in media_ids:
+        for name, count in target.store.purge_media(media_id).items():
+            removed[name] = removed.get(name, 0) + count
+        for generation in target.search.generations():
+            target.search.delete_media(generation, media_id)
+    for generation in target.search.generations():
+        target.search.commit(generation)
+    return removed
+
+
+def _rebuild_alone(target: IndexTarget, lease: RebuildLease) -> dict[str, Any]:
+    """A full rebuild that leaves no other generation: the ones from before an erasure go, and with
+    them a rollback to a time the item was there (and any segment still holding its text)."""
+    report = full_rebuild(target, lease=lease)
+    dropped = {target.search.drop_previous()} - {None}
+    target.store.apply_switch(report.generation, None, None)
+    for generation in {*target.search.generations(), *target.store.generations()} - {report.generation}:
+        target.search.drop_generation(generation)
+        target.store.drop_generation(generation)
+        dropped.add(generation)
+    return {"rebuilt_generation": report.generation, "dropped_generations": sorted(dropped)}
