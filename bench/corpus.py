@@ -8,12 +8,14 @@ suffix, so stemming has work), VOCABULARY_SIZE words in all. The word of rank r 
 probability proportional to 1 / (r + 2.7) (Zipf-Mandelbrot, the usual fit for English text).
 A statement holds 6 to 14 words.
 
-Queries are what a person types into a transcript search, mostly words they remember hearing:
-  * one word (35 %) or two words (35 %), drawn by how often they are said, leaving out the
-    FUNCTION_WORDS most frequent ones (nobody searches for "the"), except that every fifth two-word
-    query starts with one ("the budget");
-  * a quoted phrase of two or three adjacent words of a generated statement, with at least one
-    word outside the function words (30 %);
+Queries are what a person types into a transcript search: words they remember hearing. So each
+query is taken from a statement drawn at random from the vault itself (``sample_statements``),
+which weighs words by how often they are said, and every query finds at least that statement:
+  * one word of it (35 %) or two words of it (35 %), leaving out the FUNCTION_WORDS most frequent
+    words of the language (nobody searches for "the"), except that every fifth two-word query
+    starts with one ("the budget");
+  * a quoted phrase of two or three adjacent words of it, at least one outside the function words
+    (30 %);
   * every fourth query is also filtered by a speaker.
 The old dense corpus (bench/reindex.py's 34 words; each in a quarter of all statements, so a
 two-word query matches 6 % of the corpus) stays available as a worst case.
@@ -25,8 +27,11 @@ import itertools
 import json
 import random
 import re
-from bisect import bisect_right
 from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from mediavault.vault import LocalVault, manifests
 
 VOCABULARY_SIZE = 50_000
 FUNCTION_WORDS = 100
@@ -68,40 +73,60 @@ class Corpus:
         self.words = vocabulary(size)
         weights = [1 / (rank + ZIPF_SHIFT) for rank in range(1, len(self.words) + 1)]
         self.cumulative = list(itertools.accumulate(weights))
-        self.content_from = self.cumulative[FUNCTION_WORDS - 1]
+        self.function_words = set(self.words[:FUNCTION_WORDS])
 
     def statement(self, rng: random.Random) -> list[str]:
         return rng.choices(self.words, cum_weights=self.cumulative, k=rng.randint(6, 14))
 
-    def content_word(self, rng: random.Random) -> str:
-        """A word outside the function words, by how often it is said."""
-        point = rng.uniform(self.content_from, self.cumulative[-1])
-        return self.words[min(bisect_right(self.cumulative, point), len(self.words) - 1)]
-
     def is_content(self, word: str) -> bool:
-        return word not in self.words[:FUNCTION_WORDS]
+        return word not in self.function_words
 
-    def queries(self, count: int, seed: int = 11) -> list[tuple[str, str | None]]:
-        """(text, speaker or None) pairs, the mix described at the top."""
+    def queries(self, count: int, statements: list[str], seed: int = 11) -> list[tuple[str, str | None]]:
+        """(text, speaker or None) pairs taken from ``statements``, the mix described at the top."""
         rng = random.Random(seed)
+        said = [words for words in (re.findall(r"[a-z]+", s.lower()) for s in statements) if words]
         out: list[tuple[str, str | None]] = []
-        for i in range(count):
-            kind = rng.random()
+        while len(out) < count:
+            words = rng.choice(said)
+            content = [w for w in words if self.is_content(w)]
+            if not content:
+                continue
+            kind, i = rng.random(), len(out)
             if kind < 0.35:
-                text = self.content_word(rng)
+                text = rng.choice(content)
             elif kind < 0.70:
-                first = rng.choice(self.words[:FUNCTION_WORDS]) if i % 5 == 0 else self.content_word(rng)
-                text = f"{first} {self.content_word(rng)}"
+                functions = [w for w in words if not self.is_content(w)]
+                first = rng.choice(functions) if i % 5 == 0 and functions else rng.choice(content)
+                others = [w for w in content if w != first] or content
+                text = f"{first} {rng.choice(others)}"
             else:
-                text = f'"{self.phrase(rng)}"'
+                text = f'"{self.phrase(words, rng)}"'
             out.append((text, f"SPEAKER_0{i % 6}" if i % 4 == 0 else None))
         return out
 
-    def phrase(self, rng: random.Random) -> str:
+    def phrase(self, words: list[str], rng: random.Random) -> str:
         while True:
-            words = self.statement(rng)
-            length = rng.randint(2, 3)
+            length = min(rng.randint(2, 3), len(words))
             start = rng.randrange(len(words) - length + 1)
             piece = words[start : start + length]
             if any(self.is_content(w) for w in piece):
                 return " ".join(piece)
+
+
+def sample_statements(vault: LocalVault, count: int, seed: int = 13) -> list[str]:
+    """The text of ``count`` statements drawn at random from the vault (media first, then one of
+    their statements), read from the statements Parquet the ingest wrote."""
+    rng = random.Random(seed)
+    media_ids = sorted(manifests.list_media_ids(vault))
+    texts: dict[str, list[str]] = {}
+    out = []
+    for _ in range(count):
+        media_id = rng.choice(media_ids)
+        if media_id not in texts:
+            manifest = manifests.latest_manifest(vault, media_id)
+            key = next(a.key for a in manifest.artifacts if a.kind == "statements")
+            texts[media_id] = (
+                pq.read_table(vault.local_path(key), columns=["text"]).column("text").to_pylist()
+            )
+        out.append(rng.choice(texts[media_id]))
+    return out

@@ -59,10 +59,10 @@ from mediavault.index.reindex import full_rebuild
 from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.search import SearchIndex, SearchQuery
 from mediavault.settings import MediavaultSettings
-from mediavault.vault import manifests, vault_from_settings
+from mediavault.vault import LocalVault, manifests, vault_from_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # "python bench/serve.py" finds bench.*
-from bench.corpus import Corpus
+from bench.corpus import Corpus, sample_statements
 from bench.reindex import WORDS, build_vault, make_whisperx
 
 MIB = 1024 * 1024
@@ -264,12 +264,15 @@ def run_clients(clients: list[Client], work: list[Item], one: Callable[[Client, 
     return results
 
 
-def search_queries(count: int, corpus: str = "zipf") -> list[tuple[str, str | None]]:
-    """corpus.py's mix; on the dense corpus reindex.py's: two words, a two-word phrase every third
-    query, a speaker every fourth."""
+def search_queries(
+    count: int, corpus: str = "zipf", vault: LocalVault | None = None, seed: int = 11
+) -> list[tuple[str, str | None]]:
+    """corpus.py's mix, taken from statements of ``vault``; on the dense corpus reindex.py's: two
+    words, a two-word phrase every third query, a speaker every fourth."""
     if corpus == "zipf":
-        return Corpus().queries(count)
-    rng = random.Random(11)
+        assert vault is not None, "the Zipf corpus's queries come from the vault's statements"
+        return Corpus().queries(count, sample_statements(vault, count, seed), seed)
+    rng = random.Random(seed)
     queries = []
     for i in range(count):
         words = rng.sample(WORDS, 2)
@@ -355,8 +358,10 @@ def measure_search(
     url: str, token: str, settings: MediavaultSettings, statements: int, args: argparse.Namespace
 ) -> list[str]:
     """p50 / p95 over HTTP with CLIENTS clients, then of the same queries in this process."""
-    queries = search_queries(args.queries, args.corpus)
-    warm_up = search_queries(args.queries + 4 * args.clients, args.corpus)[args.queries :]
+    vault = vault_from_settings(settings)
+    assert isinstance(vault, LocalVault)
+    queries = search_queries(args.queries, args.corpus, vault)
+    warm_up = search_queries(4 * args.clients, args.corpus, vault, seed=12)
     with ExitStack() as stack:
         clients = [
             stack.enter_context(
@@ -369,14 +374,21 @@ def measure_search(
         p50, p95 = percentiles(run_clients(clients, queries, http_search))
         rate = len(queries) / (time.perf_counter() - started)
 
+    matched: list[int] = []
+
     def direct_search(index: SearchIndex, query: tuple[str, str | None]) -> float:
         started = time.perf_counter()
-        index.search(SearchQuery(text=query[0], speaker=query[1])).model_dump(mode="json")
-        return (time.perf_counter() - started) * 1000
+        result = index.search(SearchQuery(text=query[0], speaker=query[1]))
+        result.model_dump_json()
+        elapsed = (time.perf_counter() - started) * 1000
+        matched.append(result.total)
+        return elapsed
 
     indexes = [search_from_settings(settings)] * args.clients
     run_clients(indexes, warm_up, direct_search)
+    matched.clear()
     direct_p50, direct_p95 = percentiles(run_clients(indexes, queries, direct_search))
+    matched.sort()
     return [
         f"search over HTTP, {statements:,} statements ({args.corpus} corpus), {args.clients} clients, "
         f"{len(queries)} queries ({rate:.0f} q/s): "
@@ -384,6 +396,8 @@ def measure_search(
         f"{verdict(p95 < SEARCH_P95_TARGET_MS)}",
         f"  baseline: the same queries in this process, {args.clients} threads: p50 {direct_p50:.1f} ms, "
         f"p95 {direct_p95:.1f} ms; HTTP / in-process: p50 {p50 / direct_p50:.2f}, p95 {p95 / direct_p95:.2f}",
+        f"  statements matched per query: median {statistics.median(matched):,.0f}, "
+        f"p95 {matched[int(0.95 * (len(matched) - 1))]:,}, max {matched[-1]:,}",
     ]
 
 

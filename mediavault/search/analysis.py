@@ -22,6 +22,7 @@ term, or as a phrase when it analyses to several tokens); all words and phrases 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import tantivy
@@ -92,7 +93,15 @@ def text_fields(text: str, language: str | None) -> dict[str, str]:
 
 
 def terms(field: str, text: str) -> list[str]:
+    """The tokens of ``text`` in one chain."""
     return ANALYZERS[field].analyze(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _query_terms(field: str, text: str) -> tuple[str, ...]:
+    """``terms`` of a query word, cached: every search analyses each word in up to ten chains,
+    and people search the same words again and again."""
+    return tuple(ANALYZERS[field].analyze(text))
 
 
 def piece_query(
@@ -117,7 +126,7 @@ def piece_query(
         [stem_field(key)] if key else [stem_field(code) for code in STEMMED_LANGUAGES]
     )
     alternatives: list[tuple[Any, tantivy.Query]] = []
-    analysed = {field: terms(field, piece) for field in fields}
+    analysed = {field: _query_terms(field, piece) for field in fields}
     # Typed without accents: the folded field finds everything the exact one would, so unless
     # accented variants are indexed the exact field is not asked (one posting list less per word)
     # and the folded match gets its boost.
@@ -131,7 +140,7 @@ def piece_query(
         query = (
             tantivy.Query.term_query(schema, field, found[0])
             if len(found) == 1
-            else tantivy.Query.phrase_query(schema, field, found)
+            else tantivy.Query.phrase_query(schema, field, list(found))
         )
         if within is not None:
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, within)])
@@ -143,7 +152,7 @@ def piece_query(
     return alternatives[0][1] if len(alternatives) == 1 else tantivy.Query.boolean_query(alternatives)
 
 
-def _has_accented_variants(searcher: Any, tokens: list[str]) -> bool:
+def _has_accented_variants(searcher: Any, tokens: tuple[str, ...]) -> bool:
     """True when a token's folded form is in more statements than the token as written (written
     matches are a subset of folded ones, so equal counts mean the same statements)."""
     return any(searcher.doc_freq(FOLDED_FIELD, t) != searcher.doc_freq(EXACT_FIELD, t) for t in tokens)

@@ -56,7 +56,9 @@ class Caller:
         )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services. Async, since it cannot block: FastAPI runs a plain ``def`` dependency in
+    a worker thread, one thread hop per request for nothing."""
     return request.app.state.services
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from mediavault.search import SearchQuery
+from mediavault.search import SearchQuery, SearchResult
 from mediavault.web.auth import CallerDep, ServicesDep, audit_denied
 from mediavault.web.errors import ApiError, query_time
 
@@ -24,7 +24,7 @@ def _ingest_time(value: datetime | None, name: str) -> datetime | None:
     return None if instant is None else min(max(instant, EARLIEST), LATEST)
 
 
-@router.get("/search")
+@router.get("/search", response_model=SearchResult)
 def search(
     services: ServicesDep,
     caller: CallerDep,
@@ -44,7 +44,7 @@ def search(
     media_limit: Annotated[
         int, Query(ge=0, le=50, description="Media whose title, description or tags match (first page)")
     ] = 5,
-) -> dict[str, Any]:
+) -> Response:
     """Statements matching ``q``, and (under ``media``) the media items whose title, description or
     tags match it. Non-admins search only their owner's media, so hits and facets (speakers,
     media, languages, tags) never name another owner's data."""
@@ -67,4 +67,5 @@ def search(
         facets=facets,
         media_limit=media_limit,
     )
-    return services.search.search(query).model_dump(mode="json")
+    # Serialised once, by the model itself (a returned dict would be validated and encoded again).
+    return Response(services.search.search(query).model_dump_json(), media_type="application/json")
