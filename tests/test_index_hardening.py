@@ -215,3 +215,31 @@ def test_the_lease_works_across_processes(tantivy_target, mongo_url) -> None:
         lease.release()
     finally:
         child.kill()
+
+
+def test_a_search_sees_what_another_process_committed(tmp_path) -> None:
+    """Searches reload the reader only when a commit replaced the generation's meta.json: a commit
+    by another process (a re-index flow beside `mediavault serve`) is seen at the next search."""
+    from tests.test_search_conformance import doc
+
+    base = tmp_path / "search"
+    served = TantivySearchIndex(base)
+    served.create_generation(1)
+    served.add(1, [doc("a" * 64, 0, "first words")])
+    served.commit(1)
+    served.switch(1)
+    assert served.search(SearchQuery(text="first")).total == 1
+    assert served.search(SearchQuery(text="second")).total == 0
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from mediavault.search.tantivy_index import TantivySearchIndex
+        from tests.test_search_conformance import doc
+        writer = TantivySearchIndex(Path({str(base)!r}))
+        writer.add(1, [doc("b" * 64, 0, "second words")])
+        writer.commit(1)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[1], timeout=60)
+    assert served.search(SearchQuery(text="second")).total == 1
+    assert served.search(SearchQuery(text="words")).total == 2
