@@ -183,6 +183,33 @@ def test_lookup_is_by_id_never_a_scan_and_is_cached(tmp_path: Path) -> None:
     assert len(vault.reads) == 2, "after the window, the record and revocation are read again"
 
 
+def test_the_cached_check_reads_nothing_and_agrees_with_the_full_check(tmp_path: Path) -> None:
+    """``check_cached`` (the event loop's fast path) answers only from the caches, and never lets
+    through what ``check`` refuses: another secret, an expired or a revoked token."""
+    vault = RecordingVault(LocalVault(tmp_path / "vault"))
+    clock = Clock()
+    store = TokenStore(vault, clock=clock, monotonic=clock.monotonic)
+    record, token = store.create("alice", "viewer", expires_days=1)
+    vault.reads.clear()
+    assert store.check_cached(token) is None, "nothing cached yet"
+    assert vault.reads == []
+    assert store.check(token)[1] == "ok"
+    vault.reads.clear()
+    assert store.check_cached(token) == store.check(token)[0] is not None
+    assert vault.reads == [], "both answered from the caches"
+    assert store.check_cached(token[:-1] + ("A" if token[-1] != "A" else "B")) is None, "another secret"
+    assert store.check_cached("mvt_nonsense") is None
+    clock.advance(86400)
+    assert store.check_cached(token) is None and store.check(token) == (None, "expired")
+    clock.now -= timedelta(seconds=86400)
+    assert store.check_cached(token) is not None
+    store.revoke(record.id, by="qa")
+    assert store.check_cached(token) is None and store.check(token) == (None, "revoked")
+    vault.reads.clear()
+    assert store.check_cached(token) is None, "a cached revocation is a refusal"
+    assert vault.reads == [] and vault.listings == []
+
+
 def test_an_expired_token_is_refused(vault: Vault) -> None:
     clock = Clock()
     store = TokenStore(vault, clock=clock)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature
+from starlette.concurrency import run_in_threadpool
 
 from mediavault.access.audit import AuditRecord, redact
 from mediavault.access.tokens import Principal, Role
@@ -120,8 +121,19 @@ def principal_for_id(services: Services, token_id: str) -> tuple[Principal | Non
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_caller(request: Request, services: ServicesDep) -> Caller:
-    """The authenticated caller; 401 otherwise (and the failure is audited)."""
+async def current_caller(request: Request, services: ServicesDep) -> Caller:
+    """The authenticated caller; 401 otherwise (and the failure is audited). A bearer token whose
+    record and revocation state are cached is checked here, on the event loop; anything else
+    (a first use, a session cookie, a refusal to audit) in a worker thread, since it may read."""
+    token = _bearer(request)
+    if token is not None:
+        principal = services.tokens.check_cached(token)
+        if principal is not None:
+            return Caller(principal, "bearer", principal.token_id, client_address(request))
+    return await run_in_threadpool(_authenticate, request, services)
+
+
+def _authenticate(request: Request, services: Services) -> Caller:
     token = _bearer(request)
     if token is not None:
         principal, reason = services.tokens.check(token)

@@ -36,7 +36,7 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     """Storage, ingest outcomes, re-index lag, last successful maintenance runs, fixity problems,
     free space, and search and stream latency, in Prometheus' text format."""
     if not (services.settings.ops.metrics_open_on_loopback and direct_loopback(request)):
-        caller = current_caller(request, services)
+        caller = await current_caller(request, services)
         require_role(services, request, caller, "admin")
     body = await run_in_threadpool(generate_latest, services.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
