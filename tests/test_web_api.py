@@ -87,6 +87,13 @@ def test_titles_are_searchable_within_the_owner(site: Site) -> None:
         none = alice.get("/api/v1/search", params={"q": "ask", "media_limit": 0}).json()
         assert none["media"] == [] and none["total"] == mine["total"]
         assert alice.get("/api/v1/search", params={"q": "ask", "media_limit": 51}).status_code == 422
+        # Every paging and shaping parameter reaches the search.
+        by_time = admin.get("/api/v1/search", params={"q": "the", "sort": "time"}).json()
+        assert len(by_time["hits"]) >= 2 and by_time["facets"]
+        second = admin.get(
+            "/api/v1/search", params={"q": "the", "sort": "time", "limit": 1, "offset": 1, "facets": "false"}
+        ).json()
+        assert second["hits"] == by_time["hits"][1:2] and second["facets"] == {}
 
 
 def test_stream_supports_ranges_or_redirects_to_a_presigned_url(site: Site) -> None:

@@ -171,7 +171,7 @@ def search_page(
             "limit": PAGE_SIZE,
             "offset": offset,
         }
-        result = routes_search.search(services, caller, request, **arguments)
+        result = routes_search.scoped_search(services, caller, request, **arguments).model_dump(mode="json")
 
     def link(**changes: Any) -> str:
         merged = {**params, **changes}
