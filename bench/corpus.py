@@ -1,7 +1,8 @@
 """A transcript-like synthetic corpus for the search benchmarks, and what people search it for.
 
-Word frequencies follow Zipf's law, as in any spoken or written language: a few function words make
-up half of what is said, and a long tail of words is each said rarely. The vocabulary starts with
+Word frequencies follow Zipf's law, as in any spoken or written language: the 10 most frequent
+words make up 15 % of what is said, the 100 most frequent 36 %, the 400 most frequent half, and a
+long tail of words is each said rarely. The vocabulary starts with
 the words of the real English transcripts in tests/fixtures/real, most frequent first ("to", "the",
 "and", "we", ...), and goes on with made-up words (one to three syllables, some with an English
 suffix, so stemming has work), VOCABULARY_SIZE words in all. The word of rank r is drawn with
@@ -10,15 +11,17 @@ A statement holds 6 to 14 words.
 
 Queries are what a person types into a transcript search: words they remember hearing. So each
 query is taken from a statement drawn at random from the vault itself (``sample_statements``),
-which weighs words by how often they are said, and every query finds at least that statement:
+which weighs words by how often they are said, and every query without a speaker filter finds at
+least that statement:
   * one word of it (35 %) or two words of it (35 %), leaving out the FUNCTION_WORDS most frequent
     words of the language (nobody searches for "the"), except that every fifth two-word query
     starts with one ("the budget");
   * a quoted phrase of two or three adjacent words of it, at least one outside the function words
     (30 %);
-  * every fourth query is also filtered by a speaker.
+  * every fourth query is also filtered by a speaker (one of the six, not that statement's own).
+A single word matches a few hundred statements of 1M (median), two words or a phrase a handful.
 The old dense corpus (bench/reindex.py's 34 words; each in a quarter of all statements, so a
-two-word query matches 6 % of the corpus) stays available as a worst case.
+two-word query matches about 6 % of the corpus) stays available as a worst case.
 """
 
 from __future__ import annotations

@@ -324,13 +324,48 @@ def test_an_incremental_reindex_applies_a_forget_made_without_the_index(world) -
     forget(target.vault, secret, "takedown", "admin", apply=True)  # no index at hand
     assert target.search.search(SearchQuery(text="xylophonics")).total == 1, "the index has not heard yet"
     report = reindex.incremental(target)
-    assert report["erased"]["media"] == [secret] and report["erased"]["dropped_generations"]
+    assert report["reason"] == "forget" and report["erased"] == [secret] and report["dropped_generations"]
     # Erased as an applied forget erases: no generation, segment or job event keeps its text.
     assert_erased(target, secret, audio, tmp_path)
     assert_neighbour_intact(target, neighbour)
     assert target.search.generations() == [target.store.live_generation()]
     again = reindex.incremental(target)
     assert "erased" not in again and again["records"] == 0, "the rebuild's checkpoint is past the forget"
+
+
+def test_a_failed_rebuild_leaves_the_forget_to_the_next_reindex(world, monkeypatch) -> None:
+    """The checkpoint stays before a forget until the rebuild that purges it has switched."""
+    target, secret, neighbour, audio, tmp_path = world
+    forget(target.vault, secret, "takedown", "admin", apply=True)  # no index at hand
+    live = target.store.live_generation()
+    before = target.store.checkpoint(live)
+
+    def failing_rebuild(*args, **kwargs):
+        raise ConnectionError("search went away mid-rebuild")
+
+    monkeypatch.setattr(reindex, "full_rebuild", failing_rebuild)
+    with pytest.raises(ConnectionError):
+        reindex.incremental(target)
+    assert target.store.live_generation() == live and target.store.checkpoint(live) == before
+    monkeypatch.undo()
+    assert reindex.incremental(target)["erased"] == [secret]
+    assert_erased(target, secret, audio, tmp_path)
+    assert_neighbour_intact(target, neighbour)
+
+
+def test_a_full_rebuild_purges_a_forget_the_index_never_heard_of(world) -> None:
+    """``reindex --full`` after a forget without its index step keeps no rollback generation that
+    still holds the item."""
+    target, secret, neighbour, audio, tmp_path = world
+    forget(target.vault, secret, "takedown", "admin", apply=True)  # no index at hand
+    report = reindex.full_rebuild(target)
+    assert report.erased == [secret] and report.dropped_generations and report.previous is None
+    assert target.search.generations() == [report.generation]
+    assert_erased(target, secret, audio, tmp_path)
+    assert_neighbour_intact(target, neighbour)
+    with pytest.raises(Exception, match="cannot roll back"):
+        reindex.rollback(target)
+    assert reindex.full_rebuild(target).erased == [], "the next rebuild has nothing left to purge"
 
 
 def test_forget_leaves_no_generation_holding_the_item_on_any_search_backend(

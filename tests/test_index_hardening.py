@@ -243,3 +243,18 @@ def test_a_search_sees_what_another_process_committed(tmp_path) -> None:
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[1], timeout=60)
     assert served.search(SearchQuery(text="second")).total == 1
     assert served.search(SearchQuery(text="words")).total == 2
+
+
+def test_only_short_query_words_are_cached() -> None:
+    """The query-term cache holds short words and phrases only, so no query text can grow it past
+    16,384 entries of 64 characters."""
+    from mediavault.search import analysis
+
+    analysis._cached_terms.cache_clear()
+    phrase = "予算" * 1000
+    assert analysis._query_terms("text", phrase) == tuple(analysis.terms("text", phrase))
+    assert analysis._cached_terms.cache_info().currsize == 0
+    assert analysis._query_terms("text", "Budget") == ("budget",)
+    assert analysis._query_terms("text", "Budget") == ("budget",)
+    info = analysis._cached_terms.cache_info()
+    assert (info.currsize, info.hits) == (1, 1)

@@ -10,6 +10,7 @@ import httpx
 
 from mediavault.lifecycle.engine import run as run_lifecycle
 from mediavault.lifecycle.policy import Policies
+from mediavault.vault import manifests
 from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import S3Vault
 from tests import web_site
@@ -119,6 +120,18 @@ def test_stream_supports_ranges_or_redirects_to_a_presigned_url(site: Site) -> N
             head = alice.head(f"/api/v1/media/{site.alice_media}/stream")
             assert head.status_code == 200 and int(head.headers["content-length"]) == len(original)
             assert alice.get(f"/api/v1/media/{site.alice_media}/stream").content == original
+            # Not a regular file where the media should be (a restore gone wrong): one clear 503.
+            manifest = manifests.latest_manifest(site.vault, site.alice_media)
+            stored = site.vault.local_path(next(a.key for a in manifest.artifacts if a.kind == "media"))
+            aside = stored.with_name("original.aside")
+            stored.rename(aside)
+            try:
+                stored.mkdir()
+                broken = alice.get(f"/api/v1/media/{site.alice_media}/stream", headers={"Range": "bytes=0-9"})
+                assert broken.status_code == 503 and broken.json()["error"].startswith("media object missing")
+            finally:
+                stored.rmdir()
+                aside.rename(stored)
 
 
 def test_a_share_url_downloads_without_a_token_and_cannot_be_forged(site: Site) -> None:

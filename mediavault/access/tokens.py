@@ -383,8 +383,9 @@ class TokenStore:
             return None
         if not hmac.compare_digest(hash_token(token).encode(), record.sha256.encode()):
             return None
-        principal, _ = self._principal(record)
-        return principal
+        if _is_expired(record, self.clock()):
+            return None
+        return Principal(token_id=record.id, owner=record.owner, role=record.role, name=record.name)
 
     def _principal(self, record: TokenRecord) -> tuple[Principal | None, CheckReason]:
         """The principal of a known token, unless it was revoked or has expired."""

@@ -184,6 +184,8 @@ class RebuildReport:
     seconds: float
     switched: bool
     quarantined: list[dict[str, str]] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)  # forgotten items purged (see finish_rebuild)
+    dropped_generations: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -377,6 +379,7 @@ def finish_rebuild(
     if lease is not None:
         lease.check()
     previous = target.store.live_generation()
+    applied_up_to = target.store.checkpoint(previous) if previous is not None else last_seq
     target.store.begin_switch(generation, previous, last_seq)
     target.search.switch(generation)
     if between_switches:
@@ -384,6 +387,14 @@ def finish_rebuild(
     target.store.apply_switch(generation, previous, last_seq)
     if previous is not None:
         target.store.carry_ingest_status(previous, generation)
+    # A forget the previous generation never applied (its own index step did not run) is still
+    # there, and a rollback would serve it: purge it everywhere and keep no other generation.
+    erased = _forgotten_between(target, applied_up_to, last_seq)
+    dropped: list[int] = []
+    if erased:
+        _remove_everywhere(target, erased)
+        dropped = _drop_other_generations(target, generation)
+        previous = None
     media_total, search_total = digests.totals()
     return RebuildReport(
         generation,
@@ -395,7 +406,22 @@ def finish_rebuild(
         round(time.monotonic() - started, 3),
         True,
         quarantine_list(digests.quarantined),
+        erased,
+        dropped,
     )
+
+
+def _forgotten_between(target: IndexTarget, after_seq: int, up_to_seq: int) -> list[str]:
+    """Media ids of the forget records after ``after_seq`` up to ``up_to_seq``."""
+    if up_to_seq <= after_seq:
+        return []
+    forgotten: list[str] = []
+    for record in journal.read(target.vault, after_seq):
+        if record.seq > up_to_seq:
+            break
+        if record.change == "forget" and record.media_id not in forgotten:
+            forgotten.append(record.media_id)
+    return forgotten
 
 
 def full_rebuild(
@@ -441,7 +467,6 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
             target.search.commit(generation)
         applied, media_touched = 0, 0
         batch: list[Any] = []
-        forgotten: list[str] = []
 
         def flush() -> None:
             nonlocal media_touched
@@ -453,22 +478,20 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
             media_touched += len(media_ids)
 
         for record in journal.read(target.vault, checkpoint):
+            if record.change == "forget":
+                # A forget whose own index step never ran (it died, or had no index at hand):
+                # deleting the item from the live generation is not enough, since the previous
+                # generation and the live one's search segments still hold its text. A rebuild
+                # purges it (finish_rebuild); the checkpoint stays before the forget until then.
+                report = full_rebuild(target, lease=held)
+                return {"mode": "full", "reason": "forget", "recovered": recovered, **report.as_dict()}
             batch.append(record)
             applied += 1
-            if record.change == "forget":
-                forgotten.append(record.media_id)
             if len(batch) >= JOURNAL_CHUNK:
                 flush()
                 batch = []
         if batch:
             flush()
-        # A forget whose own index step never ran (it died, or had no index at hand): deleting
-        # the item from the live generation is not enough, since the previous generation and the
-        # live one's search segments still hold its text. Purged and rebuilt as the forget does.
-        erased: dict[str, Any] = {}
-        if forgotten:
-            erased = {**_remove_everywhere(target, forgotten), **_rebuild_alone(target, held)}
-            generation = erased["rebuilt_generation"]
         quarantined = target.store.quarantined(generation)
         return {
             "mode": "incremental",
@@ -481,7 +504,6 @@ def incremental(target: IndexTarget, lease: RebuildLease | None = None) -> dict[
             "journal_repaired": len(repaired),
             "retried": len(retried),
             "quarantined": [{"media_id": q["media_id"], "error": q["error"]} for q in quarantined],
-            **({"erased": {"media": sorted(set(forgotten)), **erased}} if forgotten else {}),
         }
 
 
@@ -536,8 +558,8 @@ def purge_media(target: IndexTarget, media_id: str, wait_seconds: float = 600.0)
     rollback (nor a deleted document left in a search segment) still holds its text.
 
     Run after the item's tombstone is committed: the rebuild projects it as absent."""
-    removed = _remove_everywhere(target, [media_id])
     with RebuildLease(target.store).acquire(wait_seconds) as lease:
+        removed = _remove_everywhere(target, [media_id])
         return {**removed, **_rebuild_alone(target, lease)}
 
 
@@ -558,10 +580,16 @@ def _rebuild_alone(target: IndexTarget, lease: RebuildLease) -> dict[str, Any]:
     """A full rebuild that leaves no other generation: the ones from before an erasure go, and with
     them a rollback to a time the item was there (and any segment still holding its text)."""
     report = full_rebuild(target, lease=lease)
+    dropped = {*report.dropped_generations, *_drop_other_generations(target, report.generation)}
+    return {"rebuilt_generation": report.generation, "dropped_generations": sorted(dropped)}
+
+
+def _drop_other_generations(target: IndexTarget, live: int) -> list[int]:
+    """Drop every generation but the live one, the one kept for rollback included."""
     dropped = {target.search.drop_previous()} - {None}
-    target.store.apply_switch(report.generation, None, None)
-    for generation in {*target.search.generations(), *target.store.generations()} - {report.generation}:
+    target.store.apply_switch(live, None, None)
+    for generation in {*target.search.generations(), *target.store.generations()} - {live}:
         target.search.drop_generation(generation)
         target.store.drop_generation(generation)
         dropped.add(generation)
-    return {"rebuilt_generation": report.generation, "dropped_generations": sorted(dropped)}
+    return sorted(g for g in dropped if g is not None)

@@ -97,10 +97,20 @@ def terms(field: str, text: str) -> list[str]:
     return ANALYZERS[field].analyze(text)
 
 
-@functools.lru_cache(maxsize=16384)
+CACHED_PIECE_CHARS = 64
+
+
 def _query_terms(field: str, text: str) -> tuple[str, ...]:
-    """``terms`` of a query word, cached: every search analyses each word in up to ten chains,
-    and people search the same words again and again."""
+    """``terms`` of a query word or phrase. Short ones are cached (every search analyses each in
+    up to ten chains, and people search the same words again and again); a long phrase is not,
+    so the cache stays small (16,384 entries of at most 64 characters) whatever is typed."""
+    if len(text) > CACHED_PIECE_CHARS:
+        return tuple(ANALYZERS[field].analyze(text))
+    return _cached_terms(field, text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _cached_terms(field: str, text: str) -> tuple[str, ...]:
     return tuple(ANALYZERS[field].analyze(text))
 
 

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import stat
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -313,7 +314,13 @@ class MediaFileResponse(FileResponse):
         def read(offset: int, size: int) -> bytes:
             if not opened:
                 opened.append(os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
-            return os.pread(opened[0], size, offset)
+            chunk = os.pread(opened[0], size, offset)
+            while 0 < len(chunk) < size:  # a short read before the end (network filesystems)
+                more = os.pread(opened[0], size - len(chunk), offset + len(chunk))
+                if not more:
+                    break
+                chunk += more
+            return chunk
 
         try:
             more_body = True
@@ -366,7 +373,9 @@ def media_stream(media_id: MediaId, services: ServicesDep, caller: CallerDep, re
     try:
         found = os.stat(path)  # given to the response, which would otherwise stat it in a thread hop
     except FileNotFoundError:
-        raise ApiError(503, "media object missing from the vault", {"key": media.key}) from None
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise ApiError(503, "media object missing from the vault", {"key": media.key})
     return MediaFileResponse(
         path, media_type=media.content_type, headers={"Cache-Control": "private"}, stat_result=found
     )
