@@ -8,6 +8,7 @@ checks and auditing are the API's and are not repeated here.
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -171,7 +172,7 @@ def search_page(
             "limit": PAGE_SIZE,
             "offset": offset,
         }
-        result = routes_search.scoped_search(services, caller, request, **arguments).model_dump(mode="json")
+        result = json.loads(routes_search.search(services, caller, request, **arguments).body)
 
     def link(**changes: Any) -> str:
         merged = {**params, **changes}

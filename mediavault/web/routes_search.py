@@ -8,9 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from mediavault.search import SearchQuery, SearchResult
-from mediavault.web.auth import Caller, CallerDep, ServicesDep, audit_denied
+from mediavault.web.auth import CallerDep, ServicesDep, audit_denied
 from mediavault.web.errors import ApiError, query_time
-from mediavault.web.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -49,47 +48,6 @@ def search(
     """Statements matching ``q``, and (under ``media``) the media items whose title, description or
     tags match it. Non-admins search only their owner's media, so hits and facets (speakers,
     media, languages, tags) never name another owner's data."""
-    result = scoped_search(
-        services,
-        caller,
-        request,
-        q,
-        speaker,
-        media,
-        owner,
-        language,
-        tag,
-        date_from,
-        date_to,
-        sort,
-        limit,
-        offset,
-        facets,
-        media_limit,
-    )
-    # Serialised once, by the model itself (a returned dict would be validated and encoded again).
-    return Response(result.model_dump_json(), media_type="application/json")
-
-
-def scoped_search(
-    services: Services,
-    caller: Caller,
-    request: Request,
-    q: str = "",
-    speaker: str | None = None,
-    media: str | None = None,
-    owner: str | None = None,
-    language: str | None = None,
-    tag: str | None = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
-    sort: Literal["relevance", "time"] = "relevance",
-    limit: int = 10,
-    offset: int = 0,
-    facets: bool = True,
-    media_limit: int = 5,
-) -> SearchResult:
-    """The search of the API and of the search page, within the caller's scope."""
     scope = caller.principal.scope_owner()
     if owner is not None and scope is not None and owner != scope:
         audit_denied(services, request, "searching another owner", caller.principal)
@@ -109,4 +67,5 @@ def scoped_search(
         facets=facets,
         media_limit=media_limit,
     )
-    return services.search.search(query)
+    # Serialised once, by the model itself (a returned dict would be validated and encoded again).
+    return Response(services.search.search(query).model_dump_json(), media_type="application/json")
