@@ -75,6 +75,14 @@ def alive(pid: int, identity: processes.ProcessIdentity) -> bool:
     return processes.process_identity(pid) == identity
 
 
+def log_tail(path: str | None, chars: int = 3000) -> str:
+    """The end of a service's log, for a failure message."""
+    try:
+        return Path(path).read_text(errors="replace")[-chars:] if path else "(no log)"
+    except OSError as exc:
+        return f"({exc})"
+
+
 def test_up_status_run_from_the_api_and_down(tmp_path: Path) -> None:
     home = tmp_path / "not" / "yet" / "home"
     env = stack_env(home)
@@ -87,7 +95,10 @@ def test_up_status_run_from_the_api_and_down(tmp_path: Path) -> None:
 
         status = json.loads(mediavault(env, "status", "--json").stdout)
         api_url, web_url = status["prefect_api_url"], status["web_url"]
-        assert all(status["services"][name]["running"] for name in ("prefect", "worker", "web", "mongo"))
+        stopped = [n for n in ("prefect", "worker", "web", "mongo") if not status["services"][n]["running"]]
+        assert not stopped, f"not running right after up: {stopped}\n{started.stdout[-2000:]}\n" + "\n".join(
+            f"--- {n}.log\n{log_tail(status['services'][n].get('log'))}" for n in stopped
+        )
         assert api(f"{api_url}/health") is True
         with urllib.request.urlopen(f"{web_url}/healthz", timeout=10) as response:
             assert json.loads(response.read())["ok"] is True
