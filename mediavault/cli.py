@@ -1091,6 +1091,7 @@ def serve_command(
     from mediavault.access.tokens import any_tokens
     from mediavault.web import create_app
     from mediavault.web.restore import prefect_restore_starter
+    from mediavault.web.server import ZeroCopyHttpToolsProtocol
     from mediavault.web.services import prefect_ui_url
 
     settings = _settings(vault)
@@ -1117,7 +1118,7 @@ def serve_command(
         log_level="info",
         access_log=access_log,
         proxy_headers=False,
-        http="httptools",
+        http=ZeroCopyHttpToolsProtocol,
     )
 
 

@@ -29,6 +29,7 @@ from mediavault.settings import MediavaultSettings, S3Options, WebOptions
 from mediavault.vault import Vault, vault_from_settings
 from mediavault.vault.models import utc_now
 from mediavault.vault.s3 import make_s3_client
+from mediavault.web.server import ZeroCopyHttpToolsProtocol
 from tests.conftest import REAL, moto_options
 from tests.helpers import JFK_JSON, JFK_MEDIA, make_wav
 
@@ -60,7 +61,7 @@ class Site:
 def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", http=ZeroCopyHttpToolsProtocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -30,6 +30,7 @@ from mediavault.vault import LocalVault
 from mediavault.vault.s3 import S3Vault, content_disposition
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, audit_denied, require_role
 from mediavault.web.errors import ApiError, etag, not_found, parse_if_match, query_time
+from mediavault.web.server import ZERO_COPY
 from mediavault.web.services import Services
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
@@ -267,17 +268,20 @@ def valid_byte_ranges(value: str) -> bool:
 
 
 class MediaFileResponse(FileResponse):
-    """Starlette's ``FileResponse`` (ranges, 206, 416, HEAD, If-Range), with three changes:
+    """Starlette's ``FileResponse`` (ranges, 206, 416, HEAD, If-Range), with these changes:
     - a ``Range`` header that is not a valid bytes range (another unit, bad syntax, a reversed
       range) is ignored and the whole file is sent, as RFC 9110 (section 14.2) asks, instead of
       a plain-text 400;
-    - the body is read 2 MiB at a time (not 64 KiB): each read is a thread hop. bench/serve.py
-      measured 1 MiB at about five times 64 KiB for one whole-file stream, and 2 MiB at another
-      15 to 20 % (4 MiB more still, but the server's memory then grew by 68 MiB with 8 clients:
-      each stream holds about two chunks);
-    - each chunk is one ``os.pread`` in the worker thread, the first one opening the file, instead
-      of separate hops to open, seek, read and close: a player's seek is a small range request,
-      where those hops were most of the cost.
+    - when the server offers the ASGI zero-copy send extension (``mediavault serve`` does, see
+      ``mediavault.web.server``), the whole file or the single range is one
+      ``http.response.zerocopysend`` message: the kernel moves the bytes (``sendfile``);
+    - otherwise the body is read 2 MiB at a time (not 64 KiB): each read is a thread hop.
+      bench/serve.py measured 1 MiB at about five times 64 KiB for one whole-file stream, and
+      2 MiB at another 15 to 20 % (4 MiB more still, but the server's memory then grew by 68 MiB
+      with 8 clients: each stream holds about two chunks). Each chunk is one ``os.pread`` in the
+      worker thread, the first one opening the file, instead of separate hops to open, seek,
+      read and close: a player's seek is a small range request, where those hops were most of
+      the cost.
     Multiple ranges in one request stay Starlette's own."""
 
     chunk_size = 2 * 1024 * 1024
@@ -286,6 +290,7 @@ class MediaFileResponse(FileResponse):
         value = Headers(scope=scope).get("range")
         if value is not None and not valid_byte_ranges(value):
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]}
+        self._zero_copy = ZERO_COPY in scope.get("extensions", {})
         await super().__call__(scope, receive, send)
 
     async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
@@ -309,6 +314,9 @@ class MediaFileResponse(FileResponse):
 
     async def _send_bytes(self, send: Send, start: int, end: int | None) -> None:
         """Send bytes ``start`` to ``end`` (exclusive; None: to the end of the file)."""
+        if self._zero_copy:
+            await self._send_file(send, start, end)
+            return
         opened: list[int] = []
 
         def read(offset: int, size: int) -> bytes:
@@ -333,6 +341,15 @@ class MediaFileResponse(FileResponse):
         finally:
             if opened:
                 os.close(opened[0])
+
+    async def _send_file(self, send: Send, start: int, end: int | None) -> None:
+        if end is None:  # the whole file: as long as the Content-Length its stat gave
+            end = int(self.headers["content-length"])
+        fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            await send({"type": ZERO_COPY, "file": fd, "offset": start, "count": end - start})
+        finally:
+            os.close(fd)
 
 
 def _hot_media(view: catalog.MediaView, media_id: str):

@@ -1,0 +1,145 @@
+"""uvicorn's HTTP protocol with the ASGI zero-copy send extension, so that media bytes go from the
+page cache to the socket in the kernel (``sendfile``) instead of through Python.
+
+The ASGI extension ``http.response.zerocopysend`` (asgiref's "Zero Copy Send") lets an app send
+``{"type": "http.response.zerocopysend", "file": fd, "offset": int, "count": int, "more_body":
+bool}`` after ``http.response.start``. uvicorn does not offer it; this protocol adds it to
+httptools' request cycle for plain TCP connections (never over TLS: the bytes must be encrypted).
+An app that does not know the extension is served as before.
+
+Each ``sendfile`` runs in a worker thread (a cold file blocks on the disk) on the non-blocking
+socket, so it moves what the socket buffer takes and returns; when the buffer is full the event
+loop waits for the socket to become writable. A slow or paused player holds no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Any
+
+import anyio.to_thread
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+ZERO_COPY = "http.response.zerocopysend"
+SENDFILE_CHUNK = 8 * 1024 * 1024
+WRITABLE_RECHECK_SECONDS = 1.0
+
+
+class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` whose requests may send file ranges with ``sendfile``."""
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        sock = self.transport.get_extra_info("socket")
+        if (
+            hasattr(os, "sendfile")
+            and sock is not None
+            and self.transport.get_extra_info("ssl_object") is None
+            and self.transport.get_extra_info("sslcontext") is None
+        ):
+            cycle.scope["extensions"] = {**cycle.scope.get("extensions", {}), ZERO_COPY: {}}
+            app = _ZeroCopyApp(app, cycle)
+        super()._start_asgi_task(cycle, app)
+
+
+class _ZeroCopyApp:
+    """Runs ``app`` with a ``send`` that carries out zero-copy messages on ``cycle``'s socket."""
+
+    def __init__(self, app: Any, cycle: RequestResponseCycle) -> None:
+        self.app = app
+        self.cycle = cycle
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def send_or_sendfile(message) -> None:
+            if message["type"] == ZERO_COPY:
+                await self._send_file(message)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, send_or_sendfile)
+
+    async def _send_file(self, message) -> None:
+        cycle = self.cycle
+        if not cycle.response_started or cycle.response_complete:
+            raise RuntimeError(f"'{ZERO_COPY}' is allowed only while a response is being sent")
+        if cycle.chunked_encoding:
+            raise RuntimeError(f"'{ZERO_COPY}' needs a Content-Length response")
+        fd: int = message["file"]
+        offset = message.get("offset")
+        if offset is None:
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        count = message.get("count")
+        if count is None:
+            count = max(os.fstat(fd).st_size - offset, 0)
+        if cycle.scope["method"] == "HEAD" or cycle.disconnected:
+            count = 0
+        elif count > cycle.expected_content_length:
+            raise RuntimeError("Response content longer than Content-Length")
+        if count and not await self._flush_transport():
+            return  # the connection went away
+        if count:
+            # The transport may close its socket while a worker thread sends (the client left):
+            # the threads use a descriptor of their own, so that a number the kernel hands out
+            # again can never receive these bytes. Duplicated on the event loop, right after
+            # checking that the transport is open (it is closed on the loop too).
+            sock_fd = os.dup(cycle.transport.get_extra_info("socket").fileno())
+            try:
+                sent_all = await self._pump(sock_fd, fd, offset, count)
+            finally:
+                os.close(sock_fd)
+            if not sent_all:
+                return  # the connection went away
+            if message.get("offset") is None:
+                os.lseek(fd, offset + count, os.SEEK_SET)
+        more_body = message.get("more_body", False)
+        await cycle.send({"type": "http.response.body", "body": b"", "more_body": more_body})
+
+    async def _flush_transport(self) -> bool:
+        """Wait until what the transport buffered (the status line and headers) reached the
+        socket, so file bytes follow them; False when the connection went away."""
+        transport = self.cycle.transport
+        spins = 0
+        while transport.get_write_buffer_size():
+            if transport.is_closing() or self.cycle.disconnected:
+                return False
+            spins += 1
+            await asyncio.sleep(0 if spins < 100 else 0.001)
+        return not (transport.is_closing() or self.cycle.disconnected)
+
+    async def _pump(self, sock_fd: int, fd: int, offset: int, count: int) -> bool:
+        """Send ``count`` bytes of ``fd`` from ``offset``; False when the connection went away."""
+        cycle = self.cycle
+        while count > 0:
+            if cycle.disconnected or cycle.transport.is_closing():
+                return False
+            try:
+                sent = await anyio.to_thread.run_sync(
+                    os.sendfile, sock_fd, fd, offset, min(count, SENDFILE_CHUNK)
+                )
+            except BlockingIOError:
+                await self._writable(sock_fd)
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                cycle.disconnected = True
+                return False
+            if sent == 0:
+                raise RuntimeError("Response content shorter than Content-Length (the file shrank)")
+            offset += sent
+            count -= sent
+            cycle.expected_content_length -= sent
+        return True
+
+    async def _writable(self, sock_fd: int) -> None:
+        """Until the socket can take more bytes, rechecking now and then for a disconnect.
+        (``sock_fd`` is our duplicate: the loop watches the transport's own descriptor.)"""
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_writer(sock_fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            while not self.cycle.disconnected and not self.cycle.transport.is_closing():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ready), WRITABLE_RECHECK_SECONDS)
+                    return
+        finally:
+            loop.remove_writer(sock_fd)

@@ -1,0 +1,240 @@
+"""The zero-copy send extension of ``mediavault serve``'s HTTP protocol, under a real uvicorn on
+loopback, and ``MediaFileResponse``'s use of it."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import anyio
+import pytest
+import uvicorn
+
+from mediavault.web.routes_media import MediaFileResponse
+from mediavault.web.server import ZERO_COPY, ZeroCopyHttpToolsProtocol
+
+MIB = 1024 * 1024
+
+
+class FileApp:
+    """Sends ``path`` with zero-copy messages: ``?offset=&count=`` (absent: the file position and
+    the rest of the file), ``?split=1`` in two messages; records what each request saw."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[dict] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        query = {key: values[0] for key, values in parse_qs(scope["query_string"].decode()).items()}
+        record = {"extensions": dict(scope.get("extensions") or {}), "finished": False}
+        self.seen.append(record)
+        size = self.path.stat().st_size
+        offset = int(query["offset"]) if "offset" in query else None
+        count = int(query.get("count", size - (offset or 0)))
+        length = int(query.get("length", count))
+        headers = [(b"content-length", str(length).encode()), (b"content-type", b"application/octet-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if ZERO_COPY not in record["extensions"]:
+                await send({"type": "http.response.body", "body": os.pread(fd, count, offset or 0)})
+            elif "split" in query:  # from the file position, which each message advances
+                os.lseek(fd, offset or 0, os.SEEK_SET)
+                half = count // 2
+                await send({"type": ZERO_COPY, "file": fd, "count": half, "more_body": True})
+                await send({"type": ZERO_COPY, "file": fd, "count": count - half})
+            else:
+                message = {"type": ZERO_COPY, "file": fd, "count": count}
+                if offset is not None:
+                    message["offset"] = offset
+                await send(message)
+            record["position"] = os.lseek(fd, 0, os.SEEK_CUR)
+            record["finished"] = True
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def running(app, protocol=ZeroCopyHttpToolsProtocol) -> Iterator[tuple[str, int]]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="critical", lifespan="off", http=protocol)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield "127.0.0.1", sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("zero-copy") / "noise.bin"
+    path.write_bytes(os.urandom(24 * MIB))
+    return path
+
+
+def get(address: tuple[str, int], target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        connection.request(method, target)
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        connection.close()
+
+
+def test_the_whole_file_and_ranges_arrive_byte_for_byte(big_file: Path) -> None:
+    data = big_file.read_bytes()
+    app = FileApp(big_file)
+    with running(app) as address:
+        assert get(address, "/")[2] == data
+        assert get(address, f"/?offset={5 * MIB + 3}&count={MIB + 7}")[2] == data[5 * MIB + 3 : 6 * MIB + 10]
+        assert get(address, "/?offset=0&count=0")[2] == b""
+        assert get(address, f"/?split=1&offset=11&count={3 * MIB}")[2] == data[11 : 11 + 3 * MIB]
+    assert all(ZERO_COPY in seen["extensions"] and seen["finished"] for seen in app.seen)
+
+
+def test_without_an_offset_the_file_position_is_used_and_advanced(big_file: Path) -> None:
+    app = FileApp(big_file)
+    with running(app) as address:
+        assert get(address, "/?count=100")[2] == big_file.read_bytes()[:100]
+    assert app.seen[0]["position"] == 100
+
+
+def test_several_responses_on_one_keep_alive_connection(big_file: Path) -> None:
+    data = big_file.read_bytes()
+    with running(FileApp(big_file)) as address:
+        connection = http.client.HTTPConnection(*address, timeout=30)
+        try:
+            for start in (0, 7 * MIB, 123):
+                connection.request("GET", f"/?offset={start}&count={2 * MIB}")
+                answer = connection.getresponse()
+                assert answer.read() == data[start : start + 2 * MIB]
+                assert answer.getheader("connection") != "close"
+        finally:
+            connection.close()
+
+
+def test_head_sends_no_body(big_file: Path) -> None:
+    with running(FileApp(big_file)) as address:
+        status, headers, body = get(address, "/?count=1000", method="HEAD")
+        assert (status, headers["content-length"], body) == (200, "1000", b"")
+        assert get(address, "/?count=10")[2] == big_file.read_bytes()[:10]
+
+
+def test_a_stalled_reader_gets_every_byte_and_costs_no_cpu_while_it_stalls(big_file: Path) -> None:
+    """The socket buffer fills while the client sleeps: the server waits for it to drain on the
+    event loop (no thread, no spinning), then resumes where it stopped."""
+    data = big_file.read_bytes()
+    with running(FileApp(big_file)) as address:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        client.connect(address)
+        with client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = client.recv(64 * 1024)
+            cpu_before = time.process_time()
+            time.sleep(1.5)
+            cpu_stalled = time.process_time() - cpu_before
+            received = bytearray(first)
+            while len(received) < len(data):
+                chunk = client.recv(MIB)
+                if not chunk:
+                    break
+                received += chunk
+                _head, _, body = bytes(received).partition(b"\r\n\r\n")
+                if len(body) == len(data):
+                    break
+        body = bytes(received).partition(b"\r\n\r\n")[2]
+        assert body == data
+    assert cpu_stalled < 0.5, f"the server used {cpu_stalled:.2f}s of CPU while its client read nothing"
+
+
+def test_a_client_that_leaves_mid_stream_ends_the_send_and_the_server_goes_on(big_file: Path) -> None:
+    app = FileApp(big_file)
+    with running(app) as address:
+        client = socket.create_connection(address)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.recv(MIB)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()  # a reset, with most of the file unsent
+        deadline = time.monotonic() + 10
+        while not app.seen[0]["finished"]:
+            assert time.monotonic() < deadline, "the app's send never returned after the client left"
+            time.sleep(0.02)
+        assert get(address, "/?count=5")[2] == big_file.read_bytes()[:5]
+
+
+def test_a_file_shorter_than_its_content_length_closes_the_connection(tmp_path: Path) -> None:
+    """The app promised more bytes than the file holds (it shrank): the client must not take
+    the short body for the whole, so the connection is closed."""
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"x" * 1000)
+    with running(FileApp(path)) as address:
+        connection = http.client.HTTPConnection(*address, timeout=30)
+        connection.request("GET", "/?count=5000")
+        answer = connection.getresponse()
+        with pytest.raises(http.client.IncompleteRead):
+            answer.read()
+        connection.close()
+        assert get(address, "/?count=10")[2] == b"x" * 10
+
+
+def test_apps_that_do_not_use_the_extension_are_served_as_before(big_file: Path) -> None:
+    """Without this protocol the extension is not offered; with it, plain bodies still work."""
+    app = FileApp(big_file)
+    with running(app, protocol="httptools") as address:
+        assert get(address, "/?count=1000")[2] == big_file.read_bytes()[:1000]
+    assert ZERO_COPY not in app.seen[0]["extensions"]
+
+
+async def capture(response, headers: list[tuple[bytes, bytes]], extensions: dict) -> list[dict]:
+    scope = {"type": "http", "method": "GET", "headers": headers, "extensions": extensions}
+    messages: list[dict] = []
+
+    async def send(message) -> None:
+        messages.append(dict(message))
+
+    requested = []
+
+    async def receive():
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()  # no disconnect: the client stays
+
+    await response(scope, receive, send)
+    return messages
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_media_file_response_sends_ranges_and_whole_files_zero_copy(
+    big_file: Path, anyio_backend
+) -> None:
+    """When the server offers the extension, a single range or the whole file is one zero-copy
+    message with the right offset and count; otherwise the bytes are sent in body messages."""
+    size = big_file.stat().st_size
+    offered = {ZERO_COPY: {}}
+    ranged = await capture(MediaFileResponse(big_file), [(b"range", b"bytes=100-199")], offered)
+    assert ranged[0]["status"] == 206
+    assert [(m["type"], m["offset"], m["count"]) for m in ranged[1:]] == [(ZERO_COPY, 100, 100)]
+    whole = await capture(MediaFileResponse(big_file, stat_result=big_file.stat()), [], offered)
+    assert [(m["type"], m["offset"], m["count"]) for m in whole[1:]] == [(ZERO_COPY, 0, size)]
+    plain = await capture(MediaFileResponse(big_file), [(b"range", b"bytes=100-199")], {})
+    assert [m["type"] for m in plain[1:]] == ["http.response.body"]
+    assert plain[1]["body"] == big_file.read_bytes()[100:200]
