@@ -9,7 +9,7 @@ the disk) is below what any durable ingest can reach; the durable ratio shows th
 
 The S3 endpoint is a moto server in a separate process on loopback (set MEDIAVAULT_BENCH_S3_URL,
 _KEY and _SECRET to use another S3-compatible server instead). This is a benchmark, not a test.
-Usage: python bench/ingest.py [--size-mib 512] [--repeat 3]
+Usage: python bench/ingest.py [--size-mib 512] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -97,13 +97,27 @@ def bench_s3(media: Path, repeat: int, settings: MediavaultSettings) -> tuple[fl
     )
     settings = settings.with_overrides(s3=options)
     baseline, ours = [], []
+
+    def upload(i: int) -> None:
+        client.upload_file(str(media), bucket, f"raw/{i}", Config=transfer)
+
+    def ingest_into(i: int) -> None:
+        ingest(S3Vault(bucket, f"vault-{i}", options), IngestRequest(media=str(media)), settings)
+
+    def empty_bucket() -> None:
+        # The store starts each run as empty as the last: an S3 server that holds every earlier
+        # copy (moto keeps them in memory and temp files) slows down as they pile up.
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+
     try:
         for i in range(repeat):
-            baseline.append(
-                timed(lambda i=i: client.upload_file(str(media), bucket, f"raw/{i}", Config=transfer))
-            )
-            vault = S3Vault(bucket, f"vault-{i}", options)
-            ours.append(timed(lambda v=vault: ingest(v, IngestRequest(media=str(media)), settings)))
+            # Alternated, each going first in turn.
+            runs = [(baseline, upload), (ours, ingest_into)]
+            for times, action in runs if i % 2 == 0 else runs[::-1]:
+                times.append(timed(lambda action=action, i=i: action(i)))
+                empty_bucket()
     finally:
         if server:
             server.terminate()
@@ -148,7 +162,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mib", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("MEDIAVAULT_BENCH_DIR")) as tmp:
         workdir = Path(tmp)
