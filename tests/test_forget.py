@@ -368,6 +368,22 @@ def test_a_full_rebuild_purges_a_forget_the_index_never_heard_of(world) -> None:
     assert reindex.full_rebuild(target).erased == [], "the next rebuild has nothing left to purge"
 
 
+def test_a_full_rebuild_after_mongodb_was_lost_keeps_no_generation_from_before(world) -> None:
+    """MongoDB wiped and a forget never applied to the index: nothing says which journal records
+    the old search generations saw, so the rebuild keeps none of them."""
+    target, secret, neighbour, audio, tmp_path = world
+    reindex.full_rebuild(target)  # a previous generation, kept for rollback, holds the item too
+    forget(target.vault, secret, "takedown", "admin", apply=True)  # no index at hand
+    database = target.store.database
+    for name in database.list_collection_names():
+        database.drop_collection(name)
+    report = reindex.full_rebuild(target)
+    assert report.previous is None and report.dropped_generations
+    assert target.search.generations() == [report.generation]
+    assert_erased(target, secret, audio, tmp_path)
+    assert_neighbour_intact(target, neighbour)
+
+
 def test_forget_leaves_no_generation_holding_the_item_on_any_search_backend(
     tmp_path: Path, mongo_db, search_index
 ) -> None:

@@ -395,6 +395,10 @@ def finish_rebuild(
         _remove_everywhere(target, erased)
         dropped = _drop_other_generations(target, generation)
         previous = None
+    elif previous is None and set(target.search.generations()) - {generation}:
+        # MongoDB lost its state: nothing says which journal records (forgets included) the
+        # search generations left from before saw, so none of them is kept.
+        dropped = _drop_other_generations(target, generation)
     media_total, search_total = digests.totals()
     return RebuildReport(
         generation,
