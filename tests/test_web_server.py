@@ -43,7 +43,7 @@ class FileApp:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            if ZERO_COPY not in record["extensions"]:
+            if ZERO_COPY not in record["extensions"] or "plain" in query:
                 await send({"type": "http.response.body", "body": os.pread(fd, count, offset or 0)})
             elif "split" in query:  # from the file position, which each message advances
                 os.lseek(fd, offset or 0, os.SEEK_SET)
@@ -162,6 +162,40 @@ def test_a_stalled_reader_gets_every_byte_and_costs_no_cpu_while_it_stalls(big_f
         body = bytes(received).partition(b"\r\n\r\n")[2]
         assert body == data
     assert cpu_stalled < 0.5, f"the server used {cpu_stalled:.2f}s of CPU while its client read nothing"
+
+
+def test_pipelined_responses_to_a_client_that_reads_nothing_cost_no_cpu(big_file: Path) -> None:
+    """Clients pipeline requests and read nothing: a zero-copy response then waits behind what
+    the transport still holds (its headers, an earlier body). It waits on an event, not polling."""
+    app = FileApp(big_file)
+    pair = (
+        b"GET /?plain=1&offset=0&count=30000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /?offset=0&count=100 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    with running(app) as address:
+        clients = []
+        for _ in range(4):
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect(address)
+            client.setblocking(False)
+            clients.append((client, memoryview(pair * 300)))
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and any(len(rest) for _, rest in clients):
+            for n, (client, rest) in enumerate(clients):
+                with contextlib.suppress(BlockingIOError):
+                    clients[n] = (client, rest[client.send(rest) :])
+            time.sleep(0.01)
+        served = -1
+        while served != len(app.seen):  # until the server is stuck behind the full sockets
+            served = len(app.seen)
+            time.sleep(0.5)
+        cpu_before = time.process_time()
+        time.sleep(2)
+        cpu_stalled = time.process_time() - cpu_before
+        for client, _ in clients:
+            client.close()
+    assert cpu_stalled < 0.06, f"the server used {cpu_stalled:.2f}s of CPU while its clients read nothing"
 
 
 def test_a_client_that_leaves_mid_stream_ends_the_send_and_the_server_goes_on(big_file: Path) -> None:

@@ -96,16 +96,22 @@ class _ZeroCopyApp:
         await cycle.send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
     async def _flush_transport(self) -> bool:
-        """Wait until what the transport buffered (the status line and headers) reached the
-        socket, so file bytes follow them; False when the connection went away."""
-        transport = self.cycle.transport
-        spins = 0
-        while transport.get_write_buffer_size():
-            if transport.is_closing() or self.cycle.disconnected:
-                return False
-            spins += 1
-            await asyncio.sleep(0 if spins < 100 else 0.001)
-        return not (transport.is_closing() or self.cycle.disconnected)
+        """Wait until what the transport buffered (the status line and headers, or the end of an
+        earlier pipelined response) reached the socket, so file bytes follow them; False when the
+        connection went away. With its high-water mark at 0 the transport pauses the protocol at
+        once and resumes it when its buffer is empty: uvicorn's flow control turns that into an
+        event, so a client that reads nothing costs nothing while it waits."""
+        cycle = self.cycle
+        transport = cycle.transport
+        if transport.get_write_buffer_size() and not transport.is_closing():
+            low, high = transport.get_write_buffer_limits()
+            transport.set_write_buffer_limits(high=0, low=0)
+            try:
+                await cycle.flow.drain()
+            finally:
+                if not transport.is_closing():
+                    transport.set_write_buffer_limits(high=high, low=low)
+        return not (transport.is_closing() or cycle.disconnected or transport.get_write_buffer_size())
 
     async def _pump(self, sock_fd: int, fd: int, offset: int, count: int) -> bool:
         """Send ``count`` bytes of ``fd`` from ``offset``; False when the connection went away."""
