@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from mediavault.web.routes_media import MediaFileResponse
-from mediavault.web.server import ZERO_COPY, ZeroCopyHttpToolsProtocol
+from mediavault.web.server import ZERO_COPY, ZeroCopyHttpToolsProtocol, _Descriptors
 
 MIB = 1024 * 1024
 
@@ -63,6 +63,14 @@ class FileApp:
 
 @contextlib.contextmanager
 def running(app, protocol=ZeroCopyHttpToolsProtocol) -> Iterator[tuple[str, int]]:
+    with running_server(app, protocol) as (address, _):
+        yield address
+
+
+@contextlib.contextmanager
+def running_server(
+    app, protocol=ZeroCopyHttpToolsProtocol
+) -> Iterator[tuple[tuple[str, int], uvicorn.Server]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="critical", lifespan="off", http=protocol)
@@ -74,10 +82,11 @@ def running(app, protocol=ZeroCopyHttpToolsProtocol) -> Iterator[tuple[str, int]
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield "127.0.0.1", sock.getsockname()[1]
+        yield ("127.0.0.1", sock.getsockname()[1]), server
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+    assert not thread.is_alive(), "the server did not stop: it waits for connections nobody uses"
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +220,67 @@ def test_a_client_that_leaves_mid_stream_ends_the_send_and_the_server_goes_on(bi
             assert time.monotonic() < deadline, "the app's send never returned after the client left"
             time.sleep(0.02)
         assert get(address, "/?count=5")[2] == big_file.read_bytes()[:5]
+
+
+def test_a_pipelining_client_that_resets_mid_stream_is_disconnected(big_file: Path) -> None:
+    """Reading is paused while a pipelined request waits, so only sendfile's error tells the
+    server that the client left: the connection must still be closed (and the server stop)."""
+    with running_server(FileApp(big_file)) as (address, server):
+        for _ in range(3):
+            client = socket.create_connection(address)
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            client.recv(64 * 1024)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            client.close()
+        deadline = time.monotonic() + 10
+        while server.server_state.connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not server.server_state.connections, "connections of clients that left stay open"
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_whole_body(big_file: Path) -> None:
+    data = big_file.read_bytes()
+    with running(FileApp(big_file)) as address:
+        client = socket.create_connection(address)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.shutdown(socket.SHUT_WR)
+        received = bytearray()
+        while chunk := client.recv(MIB):
+            received += chunk
+        client.close()
+    assert bytes(received).partition(b"\r\n\r\n")[2] == data
+
+
+def test_descriptors_closed_during_a_send_stay_open_until_the_send_returns(tmp_path: Path) -> None:
+    """A task cancelled with Task.cancel() (uvicorn's graceful-shutdown timeout) does not wait for
+    its worker thread: the descriptors that thread sends with must stay open, their numbers
+    unused, until its sendfile returns."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(8 * MIB))
+    ours, peer = socket.socketpair()
+    ours.setblocking(True)  # sendfile blocks until the peer reads
+    file_fd = os.open(path, os.O_RDONLY)
+    descriptors = _Descriptors(ours.fileno(), file_fd)
+    result: list[int] = []
+    sender = threading.Thread(target=lambda: result.append(descriptors.sendfile(0, 8 * MIB)))
+    sender.start()
+    time.sleep(0.3)
+    assert sender.is_alive()
+    descriptors.close()
+    os.fstat(descriptors.sock)  # still open while the thread sends
+    os.fstat(descriptors.file)
+    while sender.is_alive():
+        peer.recv(MIB)
+    sender.join()
+    assert result and result[0] > 0
+    for fd in (descriptors.sock, descriptors.file):
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    with pytest.raises(BrokenPipeError):
+        descriptors.sendfile(0, 1)
+    os.close(file_fd)
+    ours.close()
+    peer.close()
 
 
 def test_a_file_shorter_than_its_content_length_closes_the_connection(tmp_path: Path) -> None:

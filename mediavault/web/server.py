@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from typing import Any
 
 import anyio.to_thread
@@ -41,6 +42,57 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
             cycle.scope["extensions"] = {**cycle.scope.get("extensions", {}), ZERO_COPY: {}}
             app = _ZeroCopyApp(app, cycle)
         super()._start_asgi_task(cycle, app)
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed while a response is being sent: finish it, then close (uvicorn
+        closes at once; a zero-copy send would then stop mid-body)."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            cycle.keep_alive = False
+            return True
+        return None
+
+
+class _Descriptors:
+    """The socket and file a worker thread sends with: duplicates of our own. ``close()`` (on the
+    loop) closes them, or leaves that to the thread still in ``sendfile``: a task cancelled with
+    ``Task.cancel()`` (uvicorn's graceful-shutdown timeout, the loop's teardown) does not wait for
+    its thread, and a number the kernel hands out again must never receive these bytes."""
+
+    def __init__(self, sock_fd: int, file_fd: int) -> None:
+        self._lock = threading.Lock()
+        self.sock = os.dup(sock_fd)
+        try:
+            self.file = os.dup(file_fd)
+        except BaseException:
+            os.close(self.sock)
+            raise
+        self._busy = self._closing = self._closed = False
+
+    def sendfile(self, offset: int, count: int) -> int:
+        with self._lock:
+            if self._closing:
+                raise BrokenPipeError("the send was abandoned")
+            self._busy = True
+        try:
+            return os.sendfile(self.sock, self.file, offset, count)
+        finally:
+            with self._lock:
+                self._busy = False
+                if self._closing:
+                    self._close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            if not self._busy:
+                self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.sock)
+            os.close(self.file)
 
 
 class _ZeroCopyApp:
@@ -79,15 +131,16 @@ class _ZeroCopyApp:
         if count and not await self._flush_transport():
             return  # the connection went away
         if count:
-            # The transport may close its socket while a worker thread sends (the client left):
-            # the threads use a descriptor of their own, so that a number the kernel hands out
-            # again can never receive these bytes. Duplicated on the event loop, right after
-            # checking that the transport is open (it is closed on the loop too).
-            sock_fd = os.dup(cycle.transport.get_extra_info("socket").fileno())
+            # The transport may close its socket while a worker thread sends (the client left),
+            # and the app closes its file when send returns: the threads use descriptors of their
+            # own, so that a number the kernel hands out again can never receive these bytes.
+            # Duplicated on the event loop, right after checking that the transport is open (it
+            # is closed on the loop too).
+            fds = _Descriptors(cycle.transport.get_extra_info("socket").fileno(), fd)
             try:
-                sent_all = await self._pump(sock_fd, fd, offset, count)
+                sent_all = await self._pump(fds, offset, count)
             finally:
-                os.close(sock_fd)
+                fds.close()
             if not sent_all:
                 return  # the connection went away
             if message.get("offset") is None:
@@ -113,21 +166,22 @@ class _ZeroCopyApp:
                     transport.set_write_buffer_limits(high=high, low=low)
         return not (transport.is_closing() or cycle.disconnected or transport.get_write_buffer_size())
 
-    async def _pump(self, sock_fd: int, fd: int, offset: int, count: int) -> bool:
+    async def _pump(self, fds: _Descriptors, offset: int, count: int) -> bool:
         """Send ``count`` bytes of ``fd`` from ``offset``; False when the connection went away."""
         cycle = self.cycle
         while count > 0:
             if cycle.disconnected or cycle.transport.is_closing():
                 return False
             try:
-                sent = await anyio.to_thread.run_sync(
-                    os.sendfile, sock_fd, fd, offset, min(count, SENDFILE_CHUNK)
-                )
+                sent = await anyio.to_thread.run_sync(fds.sendfile, offset, min(count, SENDFILE_CHUNK))
             except BlockingIOError:
-                await self._writable(sock_fd)
+                await self._writable(fds.sock)
                 continue
             except (BrokenPipeError, ConnectionResetError):
+                # Close as a failed transport.write would: while a pipelined request has paused
+                # reading, nothing else notices that the client left.
                 cycle.disconnected = True
+                cycle.transport.close()
                 return False
             if sent == 0:
                 raise RuntimeError("Response content shorter than Content-Length (the file shrank)")
