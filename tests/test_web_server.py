@@ -19,6 +19,7 @@ import uvicorn
 
 from mediavault.web.routes_media import MediaFileResponse
 from mediavault.web.server import ZERO_COPY, ZeroCopyHttpToolsProtocol, _Descriptors
+from tests.web_site import serve
 
 MIB = 1024 * 1024
 
@@ -71,18 +72,9 @@ def running(app, protocol=ZeroCopyHttpToolsProtocol) -> Iterator[tuple[str, int]
 def running_server(
     app, protocol=ZeroCopyHttpToolsProtocol
 ) -> Iterator[tuple[tuple[str, int], uvicorn.Server]]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="critical", lifespan="off", http=protocol)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    url, server, thread = serve(app, log_level="critical", lifespan="off", http=protocol)
     try:
-        yield ("127.0.0.1", sock.getsockname()[1]), server
+        yield ("127.0.0.1", int(url.rsplit(":", 1)[1])), server
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -143,6 +135,16 @@ def test_head_sends_no_body(big_file: Path) -> None:
         status, headers, body = get(address, "/?count=1000", method="HEAD")
         assert (status, headers["content-length"], body) == (200, "1000", b"")
         assert get(address, "/?count=10")[2] == big_file.read_bytes()[:10]
+        # On one keep-alive connection: a body sent after the HEAD would be read as the next answer.
+        connection = http.client.HTTPConnection(*address, timeout=30)
+        try:
+            connection.request("HEAD", "/?count=1000")
+            assert connection.getresponse().read() == b""
+            connection.request("GET", "/?count=10")
+            answer = connection.getresponse()
+            assert (answer.status, answer.read()) == (200, big_file.read_bytes()[:10])
+        finally:
+            connection.close()
 
 
 def test_a_stalled_reader_gets_every_byte_and_costs_no_cpu_while_it_stalls(big_file: Path) -> None:

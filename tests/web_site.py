@@ -58,17 +58,19 @@ class Site:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
 
-def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
+def serve(app, **config) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """``app`` under uvicorn on a free loopback port, with ``mediavault serve``'s protocol unless
+    ``config`` (uvicorn.Config's arguments) says otherwise; returns its URL, server and thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", http=ZeroCopyHttpToolsProtocol)
-    server = uvicorn.Server(config)
+    config = {"log_level": "warning", "lifespan": "on", "http": ZeroCopyHttpToolsProtocol, **config}
+    server = uvicorn.Server(uvicorn.Config(app, **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+        time.sleep(0.02)
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
 
 
