@@ -14,9 +14,10 @@ clients (default 8, one thread and one keep-alive connection each):
     whole with `Range: bytes=0-`; each throughput as a ratio to reading the same file from disk in
     this process in 1 MiB chunks, the file's pages dropped before each read (POSIX_FADV_DONTNEED)
     (target >= 0.8). The same with the page cache warm, against a cached read (a memory copy; no
-    target). Medians of 6 runs each, alternated, each kind first in turn, after one uncounted pass
+    target). Medians of 8 runs each, alternated, each kind first in turn, after one uncounted pass
     of each: a VM's host may still cache what the guest dropped. The server sends with sendfile
-    (mediavault.web.server).
+    (mediavault.web.server); for reference, the kernel's part alone is measured too: sendfile of
+    the file to a loopback socket in this process, no HTTP.
     Search uses httpx; streaming reads with the standard library's http.client, which costs far
     less CPU per byte
   * the server's RSS before streaming and its peak (VmHWM, reset first) while streaming
@@ -71,7 +72,7 @@ RANGE_BYTES = 8 * MIB
 DISK_CHUNK = MIB
 SEARCH_P95_TARGET_MS = 50.0
 STREAM_RATIO_TARGET = 0.8
-TURNS = 6  # streaming passes of each kind, a multiple of the 3 kinds
+TURNS = 8  # streaming passes of each kind, a multiple of the 4 kinds
 RSS_RISE_TARGET_MIB = 64
 
 Client = TypeVar("Client")
@@ -357,6 +358,28 @@ def read_from_disk(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def sendfile_over_loopback(path: Path) -> None:
+    """The kernel's part of streaming alone: ``sendfile`` the whole file to a loopback TCP socket
+    that a thread drains into a 1 MiB buffer, as StreamClient does. No HTTP, no server process."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sender = socket.create_connection(listener.getsockname())
+        receiver, _ = listener.accept()
+
+    def drain() -> None:
+        buffer = bytearray(MIB)
+        while receiver.recv_into(buffer):
+            pass
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    with sender, receiver, open(path, "rb") as source:
+        size, offset = os.fstat(source.fileno()).st_size, 0
+        while offset < size:
+            offset += os.sendfile(sender.fileno(), source.fileno(), offset, size - offset)
+        sender.shutdown(socket.SHUT_WR)
+        drainer.join()
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -465,11 +488,12 @@ def measure_streaming(
                 rate_of(f"{state} disk", cold, in_process),
                 rate_of(f"{state} ranges", cold, over_http(ranges, args.clients)),
                 rate_of(f"{state} whole", cold, over_http(whole, 1)),
+                rate_of(f"{state} sendfile", cold, lambda: sendfile_over_loopback(path)),
             ]
             for run in runs:
                 run(counted=False)
             for turn in range(TURNS):
-                for run in runs[turn % 3 :] + runs[: turn % 3]:
+                for run in runs[turn % len(runs) :] + runs[: turn % len(runs)]:
                     run()
         sampled = sampler.stop()
         rss_after = proc_status_mib(pid, "VmHWM")
@@ -494,6 +518,12 @@ def measure_streaming(
         f"  baseline: the same file read from disk in this process (page cache dropped), 1 MiB chunks: "
         f"{median['cold disk']:.0f} MiB/s; medians of {TURNS} runs each, alternated "
         f"(runs {runs_of('cold disk')})"
+    )
+    lines.append(
+        f"  the kernel alone: sendfile of the file to a loopback socket in this process, no HTTP: "
+        f"{median['cold sendfile']:.0f} MiB/s = {median['cold sendfile'] / median['cold disk']:.2f} x "
+        f"the disk read (runs {runs_of('cold sendfile')}); the whole read over HTTP = "
+        f"{median['cold whole'] / median['cold sendfile']:.2f} x this"
     )
     for label, kind in kinds:
         rate, ratio = median[f"warm {kind}"], median[f"warm {kind}"] / median["warm disk"]
