@@ -72,6 +72,46 @@ def test_jobs_are_grouped_with_status_reason_and_events(mongo_db) -> None:
     assert json.loads(rejected["detail"]) == {"media": "a.wav"}
 
 
+def test_a_big_batch_is_listed_whole_and_limits_count_the_jobs_that_match(mongo_db) -> None:
+    """A batch of thousands of items is one job: all its events, in order, with the first failure
+    as its reason. The summary and the limit are computed by the server, so no document grows
+    with a job (MongoDB caps one at 16 MB; SecantusDB, which these tests run on, does not)."""
+    start = utc_now().replace(microsecond=0) - timedelta(hours=1)  # MongoDB keeps milliseconds
+    batch = [
+        {
+            "job_id": "job-big",
+            "media_id": f"{i:064x}",
+            "event": "committed",
+            "at": start + timedelta(milliseconds=i),
+        }
+        for i in range(3000)
+    ]
+    batch[1700] = {
+        **batch[1700],
+        "event": "item-failed",
+        "detail": {"item": "talk-1700", "error": "not UTF-8"},
+    }
+    batch[2500] = {
+        **batch[2500],
+        "event": "item-failed",
+        "detail": {"item": "talk-2500", "error": "too long"},
+    }
+    mongo_db[status.JOB_EVENTS].insert_many(batch)
+    for minute in range(1, 4):  # newer jobs that did not fail
+        status.record_event(mongo_db, f"job-newer-{minute}", "committed", "a" * 64)
+    [big] = jobs.list_jobs(mongo_db, failed_only=True, limit=1)
+    assert (big.job_id, big.status, big.reason) == ("job-big", "partial", "talk-1700: not UTF-8")
+    assert [e["media_id"] for e in big.events] == [e["media_id"] for e in batch], "in order"
+    assert len(big.media_ids) == 3000
+    newest = jobs.list_jobs(mongo_db, limit=2)
+    assert [j.status for j in newest] == ["committed", "committed"]
+    assert all(j.job_id.startswith("job-newer-") for j in newest)
+    [scoped] = jobs.list_jobs(mongo_db, media_ids=[batch[2500]["media_id"]])
+    assert [e["event"] for e in scoped.events] == ["item-failed"], "an owner sees only its items' events"
+    recent = {j.job_id: j for j in jobs.list_jobs(mongo_db, since=batch[2999]["at"])}
+    assert [e["media_id"] for e in recent["job-big"].events] == [batch[2999]["media_id"]]
+
+
 def test_job_events_are_pruned_after_the_retention(mongo_db) -> None:
     record_jobs(mongo_db, "a" * 64)
     assert jobs.prune_events(mongo_db, keep_days=30) == 0

@@ -74,7 +74,12 @@ def list_jobs(
     limit: int = 100,
 ) -> list[Job]:
     """Jobs newest first. ``media_ids`` scopes to jobs that touched those items (an owner's view:
-    jobs rejected before any media was stored belong to no owner and are left out)."""
+    jobs rejected before any media was stored belong to no owner and are left out).
+
+    Two steps, so that no server-side document grows with a job's size (MongoDB caps one at
+    16 MB, and a batch of thousands of files has thousands of events): a summary per job (times
+    and the set of its event kinds), sorted, filtered and cut to ``limit`` by the server; then the
+    events of just those jobs, read through a cursor."""
     match: dict[str, Any] = {}
     if since is not None:
         match["at"] = {"$gte": since}
@@ -87,34 +92,38 @@ def list_jobs(
                 "_id": "$job_id",
                 "first": {"$min": "$at"},
                 "last": {"$max": "$at"},
-                "events": {
-                    "$push": {"at": "$at", "event": "$event", "media_id": "$media_id", "detail": "$detail"}
-                },
+                "last_event": {"$max": "$_id"},  # orders jobs whose last events share a millisecond
+                "kinds": {"$addToSet": "$event"},
             }
         },
-        {"$sort": {"last": -1}},
+        {"$sort": {"last": -1, "last_event": -1}},
+        *([{"$match": {"kinds": {"$in": list(FAILURES)}}}] if failed_only else []),
+        {"$limit": limit},
     ]
-    jobs: list[Job] = []
-    for group in database[JOB_EVENTS].aggregate(pipeline, allowDiskUse=True):
-        events = sorted(group["events"], key=lambda e: e["at"])
-        kinds = [e["event"] for e in events]
-        status = job_status(kinds)
-        if failed_only and status not in ("failed", "partial"):
-            continue
-        jobs.append(
-            Job(
-                job_id=group["_id"],
-                status=status,
-                started_at=group["first"],
-                last_at=group["last"],
-                media_ids=sorted({e["media_id"] for e in events if e.get("media_id")}),
-                reason=_reason(events),
-                events=events,
-            )
+    summaries = list(database[JOB_EVENTS].aggregate(pipeline, allowDiskUse=True))
+    events: dict[str, list[dict[str, Any]]] = {summary["_id"]: [] for summary in summaries}
+    cursor = (
+        database[JOB_EVENTS]
+        .find(
+            {**match, "job_id": {"$in": list(events)}},
+            {"_id": 0, "job_id": 1, "at": 1, "event": 1, "media_id": 1, "detail": 1},
         )
-        if len(jobs) >= limit:
-            break
-    return jobs
+        .sort([("at", 1), ("_id", 1)])
+    )
+    for event in cursor:
+        events[event.pop("job_id")].append(event)
+    return [
+        Job(
+            job_id=summary["_id"],
+            status=job_status(summary["kinds"]),
+            started_at=summary["first"],
+            last_at=summary["last"],
+            media_ids=sorted({e["media_id"] for e in events[summary["_id"]] if e.get("media_id")}),
+            reason=_reason(events[summary["_id"]]),
+            events=events[summary["_id"]],
+        )
+        for summary in summaries
+    ]
 
 
 def events_csv(jobs: list[Job]) -> str:
