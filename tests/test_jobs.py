@@ -74,8 +74,10 @@ def test_jobs_are_grouped_with_status_reason_and_events(mongo_db) -> None:
 
 def test_a_big_batch_is_listed_whole_and_limits_count_the_jobs_that_match(mongo_db) -> None:
     """A batch of thousands of items is one job: all its events, in order, with the first failure
-    as its reason. The summary and the limit are computed by the server, so no document grows
-    with a job (MongoDB caps one at 16 MB; SecantusDB, which these tests run on, does not)."""
+    as its reason; the limit counts only the jobs that match. This guards the two-step query (a
+    summary per job, then the listed jobs' events), which keeps every server-side document small.
+    It cannot show the failure that query avoids: MongoDB caps a document at 16 MB, some 100,000
+    events, and SecantusDB, which these tests run on, has no cap."""
     start = utc_now().replace(microsecond=0) - timedelta(hours=1)  # MongoDB keeps milliseconds
     batch = [
         {

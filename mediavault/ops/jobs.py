@@ -92,7 +92,7 @@ def list_jobs(
                 "_id": "$job_id",
                 "first": {"$min": "$at"},
                 "last": {"$max": "$at"},
-                "last_event": {"$max": "$_id"},  # orders jobs whose last events share a millisecond
+                "last_event": {"$max": "$_id"},  # a stable order for jobs whose last events tie
                 "kinds": {"$addToSet": "$event"},
             }
         },
@@ -112,18 +112,25 @@ def list_jobs(
     )
     for event in cursor:
         events[event.pop("job_id")].append(event)
-    return [
-        Job(
-            job_id=summary["_id"],
-            status=job_status(summary["kinds"]),
-            started_at=summary["first"],
-            last_at=summary["last"],
-            media_ids=sorted({e["media_id"] for e in events[summary["_id"]] if e.get("media_id")}),
-            reason=_reason(events[summary["_id"]]),
-            events=events[summary["_id"]],
+    jobs: list[Job] = []
+    for summary in summaries:
+        # Status, reason and times come from the events read, so that a job is consistent with
+        # its own events when one was written (or pruned) between the two queries.
+        job_events = events[summary["_id"]]
+        if not job_events:
+            continue  # pruned in between
+        jobs.append(
+            Job(
+                job_id=summary["_id"],
+                status=job_status([e["event"] for e in job_events]),
+                started_at=job_events[0].get("at") or summary["first"],
+                last_at=job_events[-1].get("at") or summary["last"],
+                media_ids=sorted({e["media_id"] for e in job_events if e.get("media_id")}),
+                reason=_reason(job_events),
+                events=job_events,
+            )
         )
-        for summary in summaries
-    ]
+    return jobs
 
 
 def events_csv(jobs: list[Job]) -> str:
