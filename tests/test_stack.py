@@ -83,6 +83,18 @@ def log_tail(path: str | None, chars: int = 3000) -> str:
         return f"({exc})"
 
 
+def process_report(home: Path, name: str) -> str:
+    """What the stack recorded for a service and what runs under that pid now, for a failure
+    message: a dead process and a live one whose identity no longer matches call for different
+    fixes."""
+    record = processes.read_state(home / "stack" / f"{name}.json")
+    if record is None:
+        return "(no record)"
+    pid = int(record["pid"])
+    now = processes.process_identity(pid)
+    return f"recorded {record.get('identity')}; pid {pid} now: {now}"
+
+
 def test_up_status_run_from_the_api_and_down(tmp_path: Path) -> None:
     home = tmp_path / "not" / "yet" / "home"
     env = stack_env(home)
@@ -97,7 +109,8 @@ def test_up_status_run_from_the_api_and_down(tmp_path: Path) -> None:
         api_url, web_url = status["prefect_api_url"], status["web_url"]
         stopped = [n for n in ("prefect", "worker", "web", "mongo") if not status["services"][n]["running"]]
         assert not stopped, f"not running right after up: {stopped}\n{started.stdout[-2000:]}\n" + "\n".join(
-            f"--- {n}.log\n{log_tail(status['services'][n].get('log'))}" for n in stopped
+            f"--- {n}: {process_report(home, n)}\n--- {n}.log\n{log_tail(status['services'][n].get('log'))}"
+            for n in stopped
         )
         assert api(f"{api_url}/health") is True
         with urllib.request.urlopen(f"{web_url}/healthz", timeout=10) as response:
