@@ -90,7 +90,6 @@ def list_jobs(
         {
             "$group": {
                 "_id": "$job_id",
-                "first": {"$min": "$at"},
                 "last": {"$max": "$at"},
                 "last_event": {"$max": "$_id"},  # a stable order for jobs whose last events tie
                 "kinds": {"$addToSet": "$event"},
@@ -123,8 +122,8 @@ def list_jobs(
             Job(
                 job_id=summary["_id"],
                 status=job_status([e["event"] for e in job_events]),
-                started_at=job_events[0].get("at") or summary["first"],
-                last_at=job_events[-1].get("at") or summary["last"],
+                started_at=job_events[0]["at"],
+                last_at=job_events[-1]["at"],
                 media_ids=sorted({e["media_id"] for e in job_events if e.get("media_id")}),
                 reason=_reason(job_events),
                 events=job_events,
