@@ -4,7 +4,9 @@ loopback, and ``MediaFileResponse``'s use of it."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import http.client
+import mmap
 import os
 import socket
 import threading
@@ -18,7 +20,7 @@ import pytest
 import uvicorn
 
 from mediavault.web.routes_media import MediaFileResponse
-from mediavault.web.server import ZERO_COPY, ZeroCopyHttpToolsProtocol, _Descriptors
+from mediavault.web.server import READ_AHEAD_WINDOW, ZERO_COPY, ZeroCopyHttpToolsProtocol, _Descriptors
 from tests.web_site import serve
 
 MIB = 1024 * 1024
@@ -344,3 +346,65 @@ async def test_media_file_response_sends_ranges_and_whole_files_zero_copy(
     plain = await capture(MediaFileResponse(big_file), [(b"range", b"bytes=100-199")], {})
     assert [m["type"] for m in plain[1:]] == ["http.response.body"]
     assert plain[1]["body"] == big_file.read_bytes()[100:200]
+
+
+def resident_bytes(path: Path) -> int:
+    """How much of ``path`` is in the page cache (``mincore`` on a shared read-only mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size, page = path.stat().st_size, os.sysconf("SC_PAGE_SIZE")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        try:
+            pages = ctypes.create_string_buffer((size + page - 1) // page)
+            assert libc.mincore(address, size, pages) == 0, os.strerror(ctypes.get_errno())
+            return sum(byte & 1 for byte in pages.raw) * page
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="read-ahead hints need posix_fadvise")
+def test_a_long_send_reads_ahead_of_a_stalled_client_up_to_a_window(tmp_path: Path) -> None:
+    """A long send keeps the file's pages READ_AHEAD_WINDOW ahead of what it sent, in another
+    thread, so disk reads overlap the sending; a client that stops reading stops it at the
+    window, not at the end of the file."""
+    path = tmp_path / "cold.bin"
+    with open(path, "wb") as out:
+        for _ in range(160):
+            out.write(os.urandom(MIB))
+        out.flush()
+        os.fsync(out.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    if resident_bytes(path) > 4 * MIB:
+        pytest.skip("this filesystem keeps the file's pages (tmpfs?): nothing to read ahead")
+    with running(FileApp(path)) as address:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        client.connect(address)
+        with client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.recv(64 * 1024)
+            resident, deadline = -1, time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the read-ahead settles
+                time.sleep(0.5)
+                resident, before = resident_bytes(path), resident
+                if resident == before:
+                    break
+    assert resident >= READ_AHEAD_WINDOW - 8 * MIB, f"only {resident / MIB:.0f} MiB read ahead"
+    assert resident <= READ_AHEAD_WINDOW + 32 * MIB, f"{resident / MIB:.0f} MiB read ahead: past the window"

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
@@ -25,6 +26,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 ZERO_COPY = "http.response.zerocopysend"
 SENDFILE_CHUNK = 8 * 1024 * 1024
+READ_AHEAD_WINDOW = 64 * 1024 * 1024
+READ_AHEAD_STEP = 8 * 1024 * 1024
+READ_AHEAD_MIN_COUNT = 4 * 1024 * 1024
+_CAN_ADVISE = hasattr(os, "posix_fadvise")
 WRITABLE_RECHECK_SECONDS = 1.0
 
 
@@ -54,10 +59,11 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
 
 
 class _Descriptors:
-    """The socket and file a worker thread sends with: duplicates of our own. ``close()`` (on the
-    loop) closes them, or leaves that to the thread still in ``sendfile``: a task cancelled with
-    ``Task.cancel()`` (uvicorn's graceful-shutdown timeout, the loop's teardown) does not wait for
-    its thread, and a number the kernel hands out again must never receive these bytes."""
+    """The socket and file the worker threads send and read ahead with: duplicates of our own.
+    ``close()`` (on the loop) closes them, or leaves that to the last thread still using them: a
+    task cancelled with ``Task.cancel()`` (uvicorn's graceful-shutdown timeout, the loop's
+    teardown) does not wait for its threads, and a number the kernel hands out again must never
+    receive these bytes."""
 
     def __init__(self, sock_fd: int, file_fd: int) -> None:
         self._lock = threading.Lock()
@@ -67,25 +73,38 @@ class _Descriptors:
         except BaseException:
             os.close(self.sock)
             raise
-        self._busy = self._closing = self._closed = False
+        self._users = 0
+        self._closing = self._closed = False
 
-    def sendfile(self, offset: int, count: int) -> int:
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[None]:
         with self._lock:
             if self._closing:
                 raise BrokenPipeError("the send was abandoned")
-            self._busy = True
+            self._users += 1
         try:
-            return os.sendfile(self.sock, self.file, offset, count)
+            yield
         finally:
             with self._lock:
-                self._busy = False
-                if self._closing:
+                self._users -= 1
+                if self._closing and not self._users:
                     self._close()
+
+    def sendfile(self, offset: int, count: int) -> int:
+        with self._in_use():
+            return os.sendfile(self.sock, self.file, offset, count)
+
+    def read_ahead(self, offset: int, length: int) -> None:
+        """Have the kernel start reading ``length`` bytes from ``offset`` into the page cache. The
+        pages are allocated in this thread, and the disk reads them while the sender sends
+        what came before."""
+        with contextlib.suppress(OSError), self._in_use():
+            os.posix_fadvise(self.file, offset, length, os.POSIX_FADV_WILLNEED)
 
     def close(self) -> None:
         with self._lock:
             self._closing = True
-            if not self._busy:
+            if not self._users:
                 self._close()
 
     def _close(self) -> None:
@@ -93,6 +112,48 @@ class _Descriptors:
             self._closed = True
             os.close(self.sock)
             os.close(self.file)
+
+
+class _ReadAhead:
+    """Keeps the file's pages up to ``READ_AHEAD_WINDOW`` bytes ahead of a send, one
+    ``READ_AHEAD_STEP`` at a time in a worker thread (one step in flight, the next started as
+    soon as it is done, until the window is full).
+
+    On its own, the sending thread allocates every page the kernel reads ahead, then sends it:
+    one thread pays for both. bench/serve.py measured one whole-file stream from a cold cache at
+    about twice the rate with this helper, on a VM whose host takes freed memory back (each new
+    page a fault). It only hints (``POSIX_FADV_WILLNEED``): nothing is read into the process,
+    and the pages are the page cache's, reclaimable. A paused player holds at most the window
+    and no thread. A send too short to gain from it (a player's seek) gets none."""
+
+    def __init__(self, fds: _Descriptors, offset: int, count: int) -> None:
+        self.fds = fds
+        self.sent = self.next = offset
+        self.end = offset + count if count >= READ_AHEAD_MIN_COUNT and _CAN_ADVISE else offset
+        self.task: asyncio.Future[None] | None = None
+
+    def keep_ahead_of(self, offset: int) -> None:
+        self.sent = offset
+        self._step()
+
+    def _step(self, done: asyncio.Future[None] | None = None) -> None:
+        if done is not None and not done.cancelled():
+            done.exception()  # read_ahead raises nothing it should: retrieved, not logged
+        if self.task is not None and not self.task.done():
+            return
+        self.next = max(self.next, self.sent)
+        if self.next >= min(self.end, self.sent + READ_AHEAD_WINDOW):
+            return
+        length = min(READ_AHEAD_STEP, self.end - self.next)
+        self.task = asyncio.ensure_future(anyio.to_thread.run_sync(self.fds.read_ahead, self.next, length))
+        self.task.add_done_callback(self._step)
+        self.next += length
+
+    def stop(self) -> None:
+        """No further steps (one in flight finishes in its thread; the descriptors wait for it)."""
+        self.end = self.next
+        if self.task is not None:
+            self.task.cancel()
 
 
 class _ZeroCopyApp:
@@ -168,10 +229,18 @@ class _ZeroCopyApp:
 
     async def _pump(self, fds: _Descriptors, offset: int, count: int) -> bool:
         """Send ``count`` bytes of ``fd`` from ``offset``; False when the connection went away."""
+        ahead = _ReadAhead(fds, offset, count)
+        try:
+            return await self._pump_with(fds, offset, count, ahead)
+        finally:
+            ahead.stop()
+
+    async def _pump_with(self, fds: _Descriptors, offset: int, count: int, ahead: _ReadAhead) -> bool:
         cycle = self.cycle
         while count > 0:
             if cycle.disconnected or cycle.transport.is_closing():
                 return False
+            ahead.keep_ahead_of(offset)
             try:
                 sent = await anyio.to_thread.run_sync(fds.sendfile, offset, min(count, SENDFILE_CHUNK))
             except BlockingIOError:
