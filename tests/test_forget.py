@@ -442,3 +442,13 @@ def test_the_api_finishes_a_forget_that_stopped_after_its_tombstone(tmp_path: Pa
             done = admin.post(path, json={"reason": "takedown", "apply": True})
             assert done.status_code == 200 and done.json()["already_forgotten"] is not None
         assert not any(k.startswith(f"media/{site.alice_media}/") for k in site.vault.list_keys("media/"))
+
+
+def test_planning_a_forget_creates_no_directory_for_an_archive_tier_never_used(tmp_path: Path) -> None:
+    """Planning reads every tier; a local archive tier that was never written stays absent."""
+    vault = LocalVault(tmp_path / "vault")
+    settings = MediavaultSettings(home=tmp_path / "home", mongo_mode="disabled")
+    media_id = ingest(vault, IngestRequest(media=str(JFK_MEDIA)), settings).media_id
+    plan = forget(vault, media_id, "takedown", "admin").plan
+    assert any(key.endswith("/original") for key in plan.hot_keys) and not plan.archive_keys
+    assert not (tmp_path / "vault-archive").exists(), "planning created the archive tier's directory"

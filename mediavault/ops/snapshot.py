@@ -7,7 +7,6 @@ web app, the flows and the CLI report the same numbers."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -138,6 +137,5 @@ def take(vault: Vault, database: Database | None, mirror: Vault | None = None) -
     snapshot.flows = {kind: flow_runs(vault, kind) for kind in MAINTENANCE_FLOWS}
     snapshot.fixity_problems = newest_verify_problems(vault)
     if isinstance(vault, LocalVault):
-        usage = shutil.disk_usage(vault.root)
-        snapshot.local_free_bytes, snapshot.local_total_bytes = usage.free, usage.total
+        snapshot.local_free_bytes, snapshot.local_total_bytes = vault.disk_space()
     return snapshot

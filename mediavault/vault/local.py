@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import queue
+import shutil
 import sys
 import threading
 import uuid
@@ -192,6 +193,22 @@ class LocalVault:
         self.url = self.root.as_uri()
         self.fsync = fsync
         self.kernel_copy = kernel_copy
+        # Created by the first write, not here: reading, listing or planning (a dry run) leaves
+        # no directory behind. What can never become a directory is an error at once.
+        existing = self._existing_ancestor()
+        if not existing.is_dir():
+            raise ConfigurationError(
+                f"cannot create local vault at {self.root}: {existing} is not a directory"
+            )
+
+    def _existing_ancestor(self) -> Path:
+        """The vault's root, or its nearest ancestor that exists."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return path
+
+    def _make_tmp_dir(self) -> None:
         try:
             (self.root / _TMP_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -208,7 +225,11 @@ class LocalVault:
     def _new_tmp(self) -> tuple[Path, BinaryIO]:
         path = self.root / _TMP_DIR / uuid.uuid4().hex
         # Readable too: the copy of a local file is hashed by reading it back.
-        handle = open(path, "xb+")  # noqa: SIM115 - closed by the caller
+        try:
+            handle = open(path, "xb+")  # noqa: SIM115 - closed by the caller
+        except FileNotFoundError:  # the vault's first write
+            self._make_tmp_dir()
+            handle = open(path, "xb+")  # noqa: SIM115 - closed by the caller
         return path, handle
 
     def _commit_tmp(self, tmp: Path, key: str) -> bool:
@@ -359,11 +380,18 @@ class LocalVault:
             self._path(key).unlink()
 
     def free_bytes(self) -> int:
-        stats = os.statvfs(self.root)
-        return stats.f_bavail * stats.f_frsize
+        return self.disk_space()[0]
+
+    def disk_space(self) -> tuple[int, int]:
+        """Free and total bytes of the disk the vault is (or will be) on."""
+        usage = shutil.disk_usage(self._existing_ancestor())
+        return usage.free, usage.total
 
     def staging_leftovers(self) -> Iterator[ObjectInfo]:
-        for path in sorted((self.root / _TMP_DIR).iterdir()):
+        tmp_dir = self.root / _TMP_DIR
+        if not tmp_dir.is_dir():
+            return
+        for path in sorted(tmp_dir.iterdir()):
             with contextlib.suppress(FileNotFoundError):
                 stat = path.stat()
                 yield ObjectInfo(f"{_TMP_DIR}/{path.name}", stat.st_size, None, stat.st_mtime)
