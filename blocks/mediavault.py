@@ -26,6 +26,9 @@ class S3VaultCredentials(Block):
     checksum_mode: Literal["when_supported", "when_required"] = Field(
         "when_required", description="'when_required' stops boto3>=1.36 default CRC checksums."
     )
+    part_checksums: bool = Field(
+        True, description="Send each media part's CRC32 for the store to check (dropped if refused)."
+    )
     conditional_writes: bool = Field(True, description="Use If-None-Match: * for create-if-absent.")
     server_side_encryption: Literal["none", "AES256", "aws:kms"] = Field(
         "none",

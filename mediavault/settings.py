@@ -34,6 +34,12 @@ class S3Options(BaseModel):
         description="boto3>=1.36 sends CRC checksums by default, which several "
         "S3-compatible servers reject; 'when_required' turns that off.",
     )
+    part_checksums: bool = Field(
+        True,
+        description="Send a CRC32 with every part of a media upload, taken while the file was hashed, "
+        "so that a store that checks them refuses bytes that differ from what was hashed. A store "
+        "that rejects the header is noticed on the first upload, and uploads go on without it.",
+    )
     conditional_writes: bool = Field(
         True,
         description="Use If-None-Match: * for create-if-absent; a probe checks once per process that "

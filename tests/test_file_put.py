@@ -4,15 +4,23 @@ both backends."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import random
+import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mediavault.errors import SourceChanged
+from mediavault.errors import SourceChanged, TransientError
 from mediavault.vault.base import Vault
+from mediavault.vault.hashing import digest_file_parts
 from mediavault.vault.s3 import S3Vault
+from tests.fault_proxy import Fault, Rule
 
 MIB = 1024 * 1024
 
@@ -98,3 +106,137 @@ def test_an_upload_a_killed_writer_left_on_a_media_key_is_collected(s3_options, 
     assert list(vault.staging_leftovers()) == [] and vault.head(key) is None
     with pytest.raises(ValueError):
         vault.delete_staging(key)  # a media object itself is never staging
+
+
+def test_bytes_changed_behind_unchanged_file_times_are_not_stored_under_the_old_hash(
+    s3_options, s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload reads the file a second time. A write whose times do not show (coarse timestamps:
+    two writes in one clock tick) must still not put bytes under a key they do not hash to: each
+    part read for the upload is compared with the CRC32 the hashing pass took."""
+    import mediavault.vault.s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "file_version", lambda info: (info.st_ino, info.st_size))
+    vault = S3Vault(s3_bucket, "coarse", s3_options)
+    data = os.urandom(12 * MIB + 5)  # three parts of 5 MiB
+    path = tmp_path / "media.bin"
+    path.write_bytes(data)
+    changed: list[str] = []
+
+    def key_after_a_rewrite(digest: str) -> str:
+        with open(path, "r+b") as writer:  # same size, one byte of the second part
+            writer.seek(7 * MIB)
+            writer.write(bytes([data[7 * MIB] ^ 0xFF]))
+        changed.append(digest)
+        return key_for(digest)
+
+    with open(path, "rb") as stream, pytest.raises(SourceChanged):
+        vault.put_stream(stream, key_after_a_rewrite)
+    assert changed == [hashlib.sha256(data).hexdigest()]
+    assert vault.head(key_for(changed[0])) is None
+    assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="coarse/").get("Uploads", []) == []
+
+
+def composite_crc32(data: bytes, part_size: int) -> str:
+    """What S3 reports for a multipart object with CRC32 part checksums: the CRC32 of the parts'
+    big-endian CRC32s, base64, then "-" and the part count."""
+    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
+    joined = b"".join(zlib.crc32(part).to_bytes(4, "big") for part in parts)
+    return f"{base64.b64encode(zlib.crc32(joined).to_bytes(4, 'big')).decode()}-{len(parts)}"
+
+
+@pytest.mark.parametrize("size", [3 * MIB, 11 * MIB + 7])
+def test_each_part_carries_the_crc32_of_the_bytes_hashed(
+    s3_options, s3_bucket, tmp_path: Path, size: int
+) -> None:
+    """The store receives a CRC32 with every part (or the whole object), so a store that checks
+    them refuses bytes altered on the way; the object's checksum is the one of the file's bytes."""
+    vault = S3Vault(s3_bucket, "sums", s3_options)
+    data = os.urandom(size)
+    path = tmp_path / "media.bin"
+    path.write_bytes(data)
+    with open(path, "rb") as stream:
+        result = vault.put_stream(stream, key_for)
+    head = vault.client.head_object(Bucket=s3_bucket, Key=f"sums/{result.key}", ChecksumMode="ENABLED")
+    if size < s3_options.multipart_threshold:
+        expected = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    else:
+        expected = composite_crc32(data, s3_options.multipart_chunksize)
+    reported = head.get("ChecksumCRC32") or ""
+    if "-" not in reported:  # moto leaves out the part count that S3 appends
+        expected = expected.split("-")[0]
+    assert reported == expected
+
+
+def test_a_store_that_refuses_checksum_headers_gets_the_media_without_them(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+) -> None:
+    """An S3-compatible store that answers 400 to the checksum headers: the first upload repeats
+    its request without them, and later uploads never send them."""
+    vault = S3Vault(s3_bucket, "plain", proxied_options)
+    stored = []
+    with fault_proxy.faults(
+        Rule(Fault.error(400, "InvalidArgument"), header="x-amz-checksum-algorithm"),
+        Rule(Fault.error(400, "InvalidArgument"), header="x-amz-checksum-crc32"),
+    ) as rules:
+        for size in (11 * MIB, 2 * MIB, 12 * MIB):
+            data = os.urandom(size)
+            path = tmp_path / f"media-{size}.bin"
+            path.write_bytes(data)
+            with open(path, "rb") as stream:
+                result = vault.put_stream(stream, key_for)
+            stored.append((result, data))
+    assert [rule.fired for rule in rules] == [1, 0], "refused once, then never sent again"
+    for result, data in stored:
+        assert vault.get_bytes(result.key) == data
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="plain/").get("Uploads", []) == []
+
+
+def test_a_part_the_store_finds_altered_is_a_transient_error(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+) -> None:
+    """BadDigest: the part arrived other than it left (it was read back and compared before it was
+    sent). The upload is abandoned and the error is transient, so the ingest sends it again."""
+    vault = S3Vault(s3_bucket, "digest", proxied_options)
+    data = os.urandom(11 * MIB)
+    path = tmp_path / "media.bin"
+    path.write_bytes(data)
+    altered = Rule(Fault.error(400, "BadDigest"), method="PUT", path=r"partNumber=2", nth=1)
+    with (
+        fault_proxy.faults(altered),
+        open(path, "rb") as stream,
+        pytest.raises(TransientError, match="BadDigest"),
+    ):
+        vault.put_stream(stream, key_for)
+    assert vault.head(key_for(hashlib.sha256(data).hexdigest())) is None
+    assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="digest/").get("Uploads", []) == []
+    with open(path, "rb") as stream:
+        assert vault.put_stream(stream, key_for).created
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    size=st.integers(0, 300),
+    part_size=st.integers(1, 64),
+    chunk=st.integers(1, 50),
+    start=st.integers(0, 20),
+)
+def test_the_hashing_pass_takes_the_crc32_of_every_part(
+    size: int, part_size: int, chunk: int, start: int
+) -> None:
+    """Whatever the read size and where the stream starts: one CRC32 per part, of exactly its bytes,
+    and the digest and length of the bytes from the start (an empty file is one empty part)."""
+    data = random.Random(size * 7919 + part_size).randbytes(start + size)
+    with tempfile.TemporaryFile() as file:
+        file.write(data)
+        file.flush()
+        digest = digest_file_parts(file.fileno(), start, part_size, chunk=chunk)
+    body = data[start:]
+    parts = [body[i : i + part_size] for i in range(0, len(body), part_size)] or [b""]
+    assert digest.part_crc32s == tuple(zlib.crc32(part) for part in parts)
+    assert (digest.sha256, digest.size, digest.part_size) == (
+        hashlib.sha256(body).hexdigest(),
+        size,
+        part_size,
+    )

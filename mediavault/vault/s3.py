@@ -12,6 +12,7 @@ applies them: a store that refuses or ignores them gets no object at all.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import ipaddress
@@ -22,7 +23,9 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,16 +36,19 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.utils import ChunksizeAdjuster
 
 from mediavault.errors import ConfigurationError, SourceChanged, TransientError
 from mediavault.settings import S3Options
 from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 from mediavault.vault.hashing import (
+    FileDigest,
     HashingReader,
+    digest_file_parts,
     file_version,
+    read_exactly,
     regular_file_fd,
     sha256_bytes,
-    sha256_of_file,
 )
 from mediavault.vault.keys import STAGING_PREFIX, staging_key
 
@@ -58,6 +64,8 @@ KMS_KEY_SETTING = "MEDIAVAULT_S3__SSE_KMS_KEY_ID"
 
 logger = logging.getLogger(__name__)
 _warned_plain_http: set[str] = set()
+# (endpoint, bucket) of the stores that refused a checksum header: not sent to them again.
+_checksums_refused: set[tuple[str, str]] = set()
 _warned_guard = threading.Lock()
 
 
@@ -166,6 +174,26 @@ def _retry_attempts(exc: ClientError) -> int:
 
 def _rejects_conditional_header(exc: ClientError) -> bool:
     return _status(exc) == 501 or _code(exc) in {"NotImplemented", "InvalidArgument", "InvalidRequest"}
+
+
+def _raise_if_corrupted(exc: ClientError) -> None:
+    """A part or object refused for its checksum left the client intact (it was read back and
+    compared) and arrived altered: a transient fault, so the ingest sends it again."""
+    if _code(exc) in {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}:
+        raise TransientError(
+            f"the S3 store received bytes that do not match their CRC32 ({_code(exc)}); send them again"
+        ) from exc
+
+
+def crc32_header(crc: int) -> dict[str, str]:
+    """The ``ChecksumCRC32`` parameter (big-endian, base64) of a part or object with this CRC32."""
+    return {"ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")}
+
+
+def crc32_args(crc: int) -> dict[str, str]:
+    """A PutObject's or UploadPart's checksum parameters: the value sent as a header, which botocore
+    then neither computes again nor moves to a trailer."""
+    return {"ChecksumAlgorithm": "CRC32", **crc32_header(crc)}
 
 
 def _rejects_encryption(exc: ClientError) -> bool:
@@ -284,6 +312,7 @@ class S3Vault:
         self.options = options
         self.url = f"s3://{bucket}/{self.prefix}"
         self.storage_class = storage_class
+        self._scope = (options.endpoint_url or f"aws:{options.region}", bucket)
         self.client = client or make_s3_client(options)
         self.transfer = TransferConfig(
             multipart_threshold=options.multipart_threshold,
@@ -591,46 +620,140 @@ class S3Vault:
     ) -> PutResult:
         """A local file can be read twice: hash it first (at disk speed), then upload it straight
         to its final key, or not at all when the vault already holds it. No staging object, no
-        server-side copy. The file's identity, size and times are compared before hashing and
-        after uploading; if they moved, the upload may mix two versions, so the object is
-        removed again and ``SourceChanged`` (transient: the ingest is retried) is raised."""
+        server-side copy. The hashing pass also takes the CRC32 of each part; the upload reads
+        each part again and sends it only if it has that CRC32 (and, with ``part_checksums``,
+        sends the CRC32 too, for the store to check what it received). The file's identity, size
+        and times are compared before hashing and after uploading. If the bytes or the file
+        moved, the upload is abandoned or its object removed, and ``SourceChanged`` (transient:
+        the ingest is retried) is raised."""
         start = stream.tell()
-        before = file_version(os.fstat(fd))
-        sha256, size = sha256_of_file(fd, start)
-        key = key_for(sha256)
+        name = getattr(stream, "name", f"file descriptor {fd}")
+        info = os.fstat(fd)
+        before = file_version(info)
+        digest = digest_file_parts(fd, start, self._part_size(info.st_size - start))
+        if file_version(os.fstat(fd)) != before:
+            raise SourceChanged(name)
+        key = key_for(digest.sha256)
         full_key = self._key(key)
-        if self._exists(full_key):
+        created = not self._exists(full_key)
+        if created:
+            args: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": full_key,
+                "ContentType": content_type or "application/octet-stream",
+                "Metadata": {SHA256_METADATA: digest.sha256},
+                **self._sse,
+            }
+            if self.storage_class:
+                args["StorageClass"] = self.storage_class
+            if len(digest.part_crc32s) == 1:
+                self._upload_whole(fd, start, digest, args, name)
+            else:
+                self._upload_parts(fd, start, digest, args, name, progress)
             if file_version(os.fstat(fd)) != before:
-                raise SourceChanged(getattr(stream, "name", f"file descriptor {fd}"))
-            stream.seek(start + size)
-            if progress:
-                progress(size)
-            return PutResult(key, sha256, size, created=False)
-        extra: dict[str, Any] = {
-            "ContentType": content_type or "application/octet-stream",
-            "Metadata": {SHA256_METADATA: sha256},
-            **self._sse,
-        }
-        if self.storage_class:
-            extra["StorageClass"] = self.storage_class
-        # The transfer manager closes the file it is given: give it its own descriptor. The bytes
-        # are hashed again as they go up, so what is stored is known to hash to its key.
-        with os.fdopen(os.dup(fd), "rb") as upload:
-            upload.seek(start)
-            reader = HashingReader(upload, progress)
+                self._remove_own_upload(full_key, digest.size)
+                raise SourceChanged(name)
+        if progress and (not created or len(digest.part_crc32s) == 1):
+            progress(digest.size)
+        stream.seek(start + digest.size)
+        return PutResult(key, digest.sha256, digest.size, created=created)
+
+    def _part_size(self, size: int) -> int:
+        """The part size of an upload of ``size`` bytes: one part below the multipart threshold,
+        else the configured size, grown as S3 needs (at most 10,000 parts, 5 MiB to 5 GiB each)."""
+        if size < self.transfer.multipart_threshold:
+            return max(self.transfer.multipart_threshold, 1)
+        return ChunksizeAdjuster().adjust_chunksize(self.transfer.multipart_chunksize, size)
+
+    def _read_part(self, fd: int, start: int, digest: FileDigest, number: int, name: str) -> bytes:
+        """Part ``number`` (from 0) as the hashing pass saw it, or ``SourceChanged``."""
+        offset = number * digest.part_size
+        expected = min(digest.part_size, digest.size - offset)
+        data = read_exactly(fd, expected, start + offset)
+        if len(data) != expected or zlib.crc32(data) != digest.part_crc32s[number]:
+            raise SourceChanged(name)
+        return data
+
+    def _sends_checksums(self) -> bool:
+        return self.options.part_checksums and self._scope not in _checksums_refused
+
+    def _refused_checksums(self, exc: ClientError, sent: dict[str, str]) -> bool:
+        """True when a write that carried checksum headers was refused for them: the store is then
+        written to without them from now on (the caller repeats the request once, without)."""
+        if not sent or not _rejects_conditional_header(exc):
+            return False
+        _checksums_refused.add(self._scope)
+        logger.warning(
+            "the S3 store at %s refused a checksum header (%s %s); media is uploaded without part "
+            "checksums from now on (set s3.part_checksums=false to skip the first attempt)",
+            self.options.endpoint_url or "AWS S3",
+            _status(exc),
+            _code(exc),
+        )
+        return True
+
+    def _upload_whole(self, fd: int, start: int, digest: FileDigest, args: dict[str, Any], name: str) -> None:
+        data = self._read_part(fd, start, digest, 0, name)
+        sent = crc32_args(digest.part_crc32s[0]) if self._sends_checksums() else {}
+        try:
+            self.client.put_object(**args, Body=data, **sent)
+        except ClientError as exc:
+            if not self._refused_checksums(exc, sent):
+                _raise_if_corrupted(exc)
+                raise
+            self.client.put_object(**args, Body=data)
+
+    def _upload_parts(
+        self,
+        fd: int,
+        start: int,
+        digest: FileDigest,
+        args: dict[str, Any],
+        name: str,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """A multipart upload, ``max_concurrency`` parts at a time, each read when it is sent (so
+        at most that many parts are in memory). Any failure aborts the upload."""
+        checksums = self._sends_checksums()
+        algorithm = {"ChecksumAlgorithm": "CRC32"} if checksums else {}
+        try:
+            upload_id = self.client.create_multipart_upload(**args, **algorithm)["UploadId"]
+        except ClientError as exc:
+            if not self._refused_checksums(exc, algorithm):
+                raise
+            checksums = False
+            upload_id = self.client.create_multipart_upload(**args)["UploadId"]
+        target = {"Bucket": self.bucket, "Key": args["Key"], "UploadId": upload_id}
+
+        def send(number: int) -> dict[str, Any]:
+            data = self._read_part(fd, start, digest, number, name)
+            sent = crc32_args(digest.part_crc32s[number]) if checksums else {}
             try:
-                self.client.upload_fileobj(
-                    reader, self.bucket, full_key, ExtraArgs=extra, Config=self.transfer
-                )
+                response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **sent)
+            except ClientError as exc:
+                _raise_if_corrupted(exc)
+                raise
+            if progress:
+                progress(len(data))
+            checksum = crc32_header(digest.part_crc32s[number]) if checksums else {}
+            return {"PartNumber": number + 1, "ETag": response["ETag"], **checksum}
+
+        workers = max(1, self.transfer.max_concurrency)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="mediavault-upload")
+        try:
+            parts = list(pool.map(send, range(len(digest.part_crc32s))))
+            pool.shutdown()
+            try:
+                self.client.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
             except ClientError as exc:
                 if _code(exc) != "NoSuchUpload":
                     raise
-                self._check_completed_upload(full_key, size, exc)
-        stream.seek(start + size)
-        if reader.sha256 != sha256 or file_version(os.fstat(fd)) != before:
-            self._remove_own_upload(full_key, reader.size)
-            raise SourceChanged(getattr(stream, "name", f"file descriptor {fd}"))
-        return PutResult(key, sha256, size, created=True)
+                self._check_completed_upload(args["Key"], digest.size, exc)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(**target)
+            raise
 
     def _remove_own_upload(self, full_key: str, size: int) -> None:
         """Delete what this writer just uploaded to ``full_key`` from a source that changed. An

@@ -27,6 +27,7 @@ from mediavault.index.reindex import IndexTarget
 from mediavault.media import catalog, edits
 from mediavault.media.export import export, run_output
 from mediavault.vault import LocalVault
+from mediavault.vault.hashing import read_exactly
 from mediavault.vault.s3 import S3Vault, content_disposition
 from mediavault.web.auth import Caller, CallerDep, ServicesDep, audit_denied, require_role
 from mediavault.web.errors import ApiError, etag, not_found, parse_if_match, query_time
@@ -322,13 +323,7 @@ class MediaFileResponse(FileResponse):
         def read(offset: int, size: int) -> bytes:
             if not opened:
                 opened.append(os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
-            chunk = os.pread(opened[0], size, offset)
-            while 0 < len(chunk) < size:  # a short read before the end (network filesystems)
-                more = os.pread(opened[0], size - len(chunk), offset + len(chunk))
-                if not more:
-                    break
-                chunk += more
-            return chunk
+            return read_exactly(opened[0], size, offset)
 
         try:
             more_body = True
