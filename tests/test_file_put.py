@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,8 +87,14 @@ def test_a_file_written_to_while_it_is_stored_is_refused(vault: Vault, tmp_path:
     with open(path, "rb") as stream, pytest.raises(SourceChanged):
         vault.put_stream(stream, key_for, progress=append_once)
     assert appended
-    for content in (data, data + b"late bytes"):
-        assert vault.head(key_for(hashlib.sha256(content).hexdigest())) is None
+    assert vault.head(key_for(hashlib.sha256(data + b"late bytes").hexdigest())) is None
+    first_version = key_for(hashlib.sha256(data).hexdigest())
+    if isinstance(vault, S3Vault) and vault.head(first_version) is not None:
+        # Each part went up only after its CRC32 matched the hashing pass: the object is the first
+        # version's bytes, and is kept, since another ingest of those bytes may count on it.
+        assert vault.get_bytes(first_version) == data
+    else:
+        assert vault.head(first_version) is None
     assert staging_leftovers(vault) == []
 
 
@@ -155,8 +162,31 @@ def test_each_part_carries_the_crc32_of_the_bytes_hashed(
     data = os.urandom(size)
     path = tmp_path / "media.bin"
     path.write_bytes(data)
+    sent: dict[str, list] = {"PutObject": [], "UploadPart": [], "CompleteMultipartUpload": []}
+
+    def record(request, event_name: str, **kwargs) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if operation in sent and "/media/" in request.url:  # not the store's probes
+            sent[operation].append((request.url, request.headers.get("x-amz-checksum-crc32"), request.body))
+
+    vault.client.meta.events.register("before-send.s3", record)
     with open(path, "rb") as stream:
         result = vault.put_stream(stream, key_for)
+    part_size = s3_options.multipart_chunksize if size >= s3_options.multipart_threshold else size
+    expected_parts = {
+        number + 1: base64.b64encode(zlib.crc32(data[offset : offset + part_size]).to_bytes(4, "big"))
+        for number, offset in enumerate(range(0, size, part_size))
+    }
+    if len(expected_parts) == 1:
+        assert [header for _, header, _ in sent["PutObject"]] == [expected_parts[1]]
+    else:
+        headers = {
+            int(url.split("partNumber=")[1].split("&")[0]): header for url, header, _ in sent["UploadPart"]
+        }
+        assert headers == expected_parts, "each part carries the CRC32 of its own bytes"
+        [(_, _, completion)] = sent["CompleteMultipartUpload"]
+        for value in expected_parts.values():
+            assert b"<ChecksumCRC32>" + value + b"</ChecksumCRC32>" in completion
     head = vault.client.head_object(Bucket=s3_bucket, Key=f"sums/{result.key}", ChecksumMode="ENABLED")
     if size < s3_options.multipart_threshold:
         expected = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
@@ -168,8 +198,11 @@ def test_each_part_carries_the_crc32_of_the_bytes_hashed(
     assert reported == expected
 
 
+@pytest.mark.parametrize(
+    "sizes", [(11 * MIB, 2 * MIB, 12 * MIB), (2 * MIB, 11 * MIB)], ids=["parts-first", "whole-first"]
+)
 def test_a_store_that_refuses_checksum_headers_gets_the_media_without_them(
-    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path, sizes: tuple[int, ...]
 ) -> None:
     """An S3-compatible store that answers 400 to the checksum headers: the first upload repeats
     its request without them, and later uploads never send them."""
@@ -179,14 +212,17 @@ def test_a_store_that_refuses_checksum_headers_gets_the_media_without_them(
         Rule(Fault.error(400, "InvalidArgument"), header="x-amz-checksum-algorithm"),
         Rule(Fault.error(400, "InvalidArgument"), header="x-amz-checksum-crc32"),
     ) as rules:
-        for size in (11 * MIB, 2 * MIB, 12 * MIB):
+        for size in sizes:
             data = os.urandom(size)
             path = tmp_path / f"media-{size}.bin"
             path.write_bytes(data)
             with open(path, "rb") as stream:
                 result = vault.put_stream(stream, key_for)
             stored.append((result, data))
-    assert [rule.fired for rule in rules] == [1, 0], "refused once, then never sent again"
+    fired = [rule.fired for rule in rules]
+    assert sum(fired) == 1 and fired[sizes[0] < proxied_options.multipart_threshold] == 1, (
+        "refused once, on the first upload's first request, then never sent again"
+    )
     for result, data in stored:
         assert vault.get_bytes(result.key) == data
         assert result.sha256 == hashlib.sha256(data).hexdigest()
@@ -240,3 +276,66 @@ def test_the_hashing_pass_takes_the_crc32_of_every_part(
         size,
         part_size,
     )
+
+
+def test_a_refusal_of_the_part_checksums_alone_is_transient_and_gives_them_up(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+) -> None:
+    """A store that takes ChecksumAlgorithm when the upload is created but refuses the CRC32 of a
+    part: that upload is aborted with a transient error, and the next attempt sends no checksums."""
+    vault = S3Vault(s3_bucket, "parts", proxied_options)
+    data = os.urandom(11 * MIB)
+    path = tmp_path / "media.bin"
+    path.write_bytes(data)
+    refusal = Rule(
+        Fault.error(400, "InvalidRequest"), method="PUT", path="partNumber=", header="x-amz-checksum-crc32"
+    )
+    with fault_proxy.faults(refusal):
+        with open(path, "rb") as stream, pytest.raises(TransientError, match="checksum header"):
+            vault.put_stream(stream, key_for)
+        assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="parts/").get("Uploads", []) == []
+        with open(path, "rb") as stream:
+            assert vault.put_stream(stream, key_for).created
+    assert refusal.fired >= 1 and vault.get_bytes(key_for(hashlib.sha256(data).hexdigest())) == data
+
+
+def test_a_refusal_that_is_not_about_checksums_keeps_them(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+) -> None:
+    """A 400 that the same request without checksums gets as well is not the checksums' fault:
+    the error stands, and the next upload still carries them."""
+    vault = S3Vault(s3_bucket, "other", proxied_options)
+    path = tmp_path / "media.bin"
+    path.write_bytes(os.urandom(11 * MIB))
+    create = Rule(Fault.error(400, "InvalidArgument"), method="POST", path=r"\?uploads", nth=1, count=2)
+    with (
+        fault_proxy.faults(create),
+        open(path, "rb") as stream,
+        pytest.raises(ClientError, match="InvalidArgument"),
+    ):
+        vault.put_stream(stream, key_for)
+    assert create.fired == 2, "tried once more without checksums"
+    fault_proxy.clear_log()
+    with open(path, "rb") as stream:
+        assert vault.put_stream(stream, key_for).created
+    parts = [e for e in fault_proxy.log() if "partNumber=" in e.target]
+    assert parts and all("x-amz-checksum-crc32" in {k.lower() for k in e.headers} for e in parts)
+
+
+def test_after_a_part_fails_no_further_part_is_sent(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+) -> None:
+    """Part 1 is refused at once while the next parts are under way: the parts not yet started are
+    not sent (a failed upload does not go on reading and sending the rest of the file)."""
+    vault = S3Vault(s3_bucket, "stop", proxied_options)
+    path = tmp_path / "media.bin"
+    path.write_bytes(os.urandom(8 * 5 * MIB))  # eight parts, four at a time
+    refusal = Rule(Fault.error(400, "InvalidRequest"), method="PUT", path=r"partNumber=1(&|$)", nth=1)
+    slow = Rule(Fault.delay(0.5), method="PUT", path=r"partNumber=[2-8](&|$)")  # still under way
+    with fault_proxy.faults(refusal, slow), open(path, "rb") as stream, pytest.raises(TransientError):
+        vault.put_stream(stream, key_for)
+    sent = {
+        e.target.split("partNumber=")[1].split("&")[0] for e in fault_proxy.log() if "partNumber=" in e.target
+    }
+    assert refusal.fired == 1 and len(sent) <= proxied_options.max_concurrency, sorted(sent)
+    assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="stop/").get("Uploads", []) == []

@@ -25,7 +25,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,10 +176,17 @@ def _rejects_conditional_header(exc: ClientError) -> bool:
     return _status(exc) == 501 or _code(exc) in {"NotImplemented", "InvalidArgument", "InvalidRequest"}
 
 
+CORRUPTION_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+
+
+class _Abandoned(Exception):
+    """A part not sent because another part of its upload had already failed."""
+
+
 def _raise_if_corrupted(exc: ClientError) -> None:
     """A part or object refused for its checksum left the client intact (it was read back and
     compared) and arrived altered: a transient fault, so the ingest sends it again."""
-    if _code(exc) in {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}:
+    if _code(exc) in CORRUPTION_CODES:
         raise TransientError(
             f"the S3 store received bytes that do not match their CRC32 ({_code(exc)}); send them again"
         ) from exc
@@ -651,7 +658,8 @@ class S3Vault:
             else:
                 self._upload_parts(fd, start, digest, args, name, progress)
             if file_version(os.fstat(fd)) != before:
-                self._remove_own_upload(full_key, digest.size)
+                # Not deleted: every part was the hashing pass's (checked by its CRC32), so the
+                # object is right, and another ingest of the same bytes may already count on it.
                 raise SourceChanged(name)
         if progress and (not created or len(digest.part_crc32s) == 1):
             progress(digest.size)
@@ -677,11 +685,20 @@ class S3Vault:
     def _sends_checksums(self) -> bool:
         return self.options.part_checksums and self._scope not in _checksums_refused
 
-    def _refused_checksums(self, exc: ClientError, sent: dict[str, str]) -> bool:
-        """True when a write that carried checksum headers was refused for them: the store is then
-        written to without them from now on (the caller repeats the request once, without)."""
-        if not sent or not _rejects_conditional_header(exc):
-            return False
+    def _checksums_suspect(self, exc: ClientError, sent: dict[str, Any]) -> bool:
+        """A request that carried checksum headers was refused in a way a store that does not
+        know them answers (400 or 501, other than a checksum mismatch or a timeout)."""
+        code = _code(exc)
+        return bool(sent) and (
+            _status(exc) == 501
+            or code == "NotImplemented"
+            or (_status(exc) == 400 and code not in CORRUPTION_CODES | {"RequestTimeout"})
+        )
+
+    def _forgo_checksums(self, exc: ClientError) -> None:
+        """The store refused the checksum headers: none are sent to it again by this process."""
+        if self._scope in _checksums_refused:
+            return
         _checksums_refused.add(self._scope)
         logger.warning(
             "the S3 store at %s refused a checksum header (%s %s); media is uploaded without part "
@@ -690,7 +707,20 @@ class S3Vault:
             _status(exc),
             _code(exc),
         )
-        return True
+
+    def _without_checksums(self, exc: ClientError, sent: dict[str, Any], request: Callable[[], Any]) -> Any:
+        """After a refusal that may be the checksum headers', the same request without them. Only
+        if that one succeeds were the headers the reason: checksums are then given up for the
+        store. Otherwise the first error stands."""
+        if not self._checksums_suspect(exc, sent):
+            _raise_if_corrupted(exc)
+            raise exc
+        try:
+            response = request()
+        except ClientError:
+            raise exc from None
+        self._forgo_checksums(exc)
+        return response
 
     def _upload_whole(self, fd: int, start: int, digest: FileDigest, args: dict[str, Any], name: str) -> None:
         data = self._read_part(fd, start, digest, 0, name)
@@ -698,10 +728,7 @@ class S3Vault:
         try:
             self.client.put_object(**args, Body=data, **sent)
         except ClientError as exc:
-            if not self._refused_checksums(exc, sent):
-                _raise_if_corrupted(exc)
-                raise
-            self.client.put_object(**args, Body=data)
+            self._without_checksums(exc, sent, lambda: self.client.put_object(**args, Body=data))
 
     def _upload_parts(
         self,
@@ -713,40 +740,55 @@ class S3Vault:
         progress: ProgressCallback | None,
     ) -> None:
         """A multipart upload, ``max_concurrency`` parts at a time, each read when it is sent (so
-        at most that many parts are in memory). Any failure aborts the upload."""
+        at most that many parts are in memory). The first failure stops the parts not started and
+        aborts the upload. ``progress`` is called from the upload threads, one call at a time."""
         checksums = self._sends_checksums()
         algorithm = {"ChecksumAlgorithm": "CRC32"} if checksums else {}
         try:
-            upload_id = self.client.create_multipart_upload(**args, **algorithm)["UploadId"]
+            created = self.client.create_multipart_upload(**args, **algorithm)
         except ClientError as exc:
-            if not self._refused_checksums(exc, algorithm):
-                raise
+            plain = lambda: self.client.create_multipart_upload(**args)  # noqa: E731
+            created = self._without_checksums(exc, algorithm, plain)
             checksums = False
-            upload_id = self.client.create_multipart_upload(**args)["UploadId"]
-        target = {"Bucket": self.bucket, "Key": args["Key"], "UploadId": upload_id}
+        target = {"Bucket": self.bucket, "Key": args["Key"], "UploadId": created["UploadId"]}
+        failed = threading.Event()
+        reporting = threading.Lock()
 
         def send(number: int) -> dict[str, Any]:
-            data = self._read_part(fd, start, digest, number, name)
-            sent = crc32_args(digest.part_crc32s[number]) if checksums else {}
+            if failed.is_set():
+                raise _Abandoned
             try:
-                response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **sent)
-            except ClientError as exc:
-                _raise_if_corrupted(exc)
+                data = self._read_part(fd, start, digest, number, name)
+                sent = crc32_args(digest.part_crc32s[number]) if checksums else {}
+                try:
+                    response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **sent)
+                except ClientError as exc:
+                    self._refused_in_upload(exc, sent)
+                    raise
+            except BaseException:
+                failed.set()
                 raise
             if progress:
-                progress(len(data))
+                with reporting:
+                    progress(len(data))
             checksum = crc32_header(digest.part_crc32s[number]) if checksums else {}
             return {"PartNumber": number + 1, "ETag": response["ETag"], **checksum}
 
         workers = max(1, self.transfer.max_concurrency)
         pool = ThreadPoolExecutor(workers, thread_name_prefix="mediavault-upload")
         try:
-            parts = list(pool.map(send, range(len(digest.part_crc32s))))
-            pool.shutdown()
+            futures = [pool.submit(send, number) for number in range(len(digest.part_crc32s))]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            pool.shutdown(cancel_futures=True)  # waits for the parts under way
+            errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+            if errors:
+                raise next((e for e in errors if not isinstance(e, _Abandoned)), errors[0])
+            parts = [future.result() for future in futures]
             try:
                 self.client.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
             except ClientError as exc:
                 if _code(exc) != "NoSuchUpload":
+                    self._refused_in_upload(exc, parts[0] if checksums else {})
                     raise
                 self._check_completed_upload(args["Key"], digest.size, exc)
         except BaseException:
@@ -755,13 +797,18 @@ class S3Vault:
                 self.client.abort_multipart_upload(**target)
             raise
 
-    def _remove_own_upload(self, full_key: str, size: int) -> None:
-        """Delete what this writer just uploaded to ``full_key`` from a source that changed. An
-        object of another size is another writer's (right) copy that landed after ours: kept."""
-        info = self.head(full_key[len(self.prefix) :])
-        if info is not None and info.size == size:
-            with contextlib.suppress(ClientError):  # the SourceChanged that follows says enough
-                self.client.delete_object(Bucket=self.bucket, Key=full_key)
+    def _refused_in_upload(self, exc: ClientError, sent: dict[str, Any]) -> None:
+        """A part or the completion refused with its checksums, after the creation carried them:
+        the upload cannot go on without them, so checksums are given up for the store and the
+        error is transient (the ingest is run again, without them). A mismatch stays a
+        mismatch."""
+        _raise_if_corrupted(exc)
+        if self._checksums_suspect(exc, sent):
+            self._forgo_checksums(exc)
+            raise TransientError(
+                f"the S3 store refused a checksum header ({_status(exc)} {_code(exc)}); "
+                "send the upload again without checksums"
+            ) from exc
 
     def _check_completed_upload(self, staged: str, size: int, exc: ClientError) -> None:
         """A repeated CompleteMultipartUpload whose first attempt landed (its answer lost) finds
