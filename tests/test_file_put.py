@@ -21,6 +21,7 @@ from mediavault.errors import SourceChanged, TransientError
 from mediavault.vault.base import Vault
 from mediavault.vault.hashing import digest_file_parts
 from mediavault.vault.s3 import S3Vault
+from tests.conftest import GIVE_UP
 from tests.fault_proxy import Fault, Rule
 
 MIB = 1024 * 1024
@@ -299,22 +300,28 @@ def test_a_refusal_of_the_part_checksums_alone_is_transient_and_gives_them_up(
     assert refusal.fired >= 1 and vault.get_bytes(key_for(hashlib.sha256(data).hexdigest())) == data
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "count", "attempts"),
+    [(400, "InvalidArgument", 2, 2), (503, "SlowDown", GIVE_UP, GIVE_UP)],
+    ids=["400-again-without", "503-not-a-refusal"],
+)
 def test_a_refusal_that_is_not_about_checksums_keeps_them(
-    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path, status: int, code: str, count: int, attempts: int
 ) -> None:
-    """A 400 that the same request without checksums gets as well is not the checksums' fault:
-    the error stands, and the next upload still carries them."""
+    """A 400 that the same request without checksums gets as well is not the checksums' fault, and
+    a 503 is not a refusal at all (not even tried without them): the error stands, and the next
+    upload still carries checksums."""
     vault = S3Vault(s3_bucket, "other", proxied_options)
     path = tmp_path / "media.bin"
     path.write_bytes(os.urandom(11 * MIB))
-    create = Rule(Fault.error(400, "InvalidArgument"), method="POST", path=r"\?uploads", nth=1, count=2)
+    create = Rule(Fault.error(status, code), method="POST", path=r"\?uploads", nth=1, count=count)
     with (
         fault_proxy.faults(create),
         open(path, "rb") as stream,
-        pytest.raises(ClientError, match="InvalidArgument"),
+        pytest.raises(ClientError, match=code),
     ):
         vault.put_stream(stream, key_for)
-    assert create.fired == 2, "tried once more without checksums"
+    assert create.matched == attempts, "a 400 is tried once more without checksums, a 503 is not"
     fault_proxy.clear_log()
     with open(path, "rb") as stream:
         assert vault.put_stream(stream, key_for).created

@@ -149,17 +149,24 @@ def test_head_sends_no_body(big_file: Path) -> None:
             connection.close()
 
 
+@contextlib.contextmanager
+def stalled_reader(address: tuple[str, int]) -> Iterator[tuple[socket.socket, bytes]]:
+    """A client with a 16 KiB receive buffer that asks for ``/``, reads its first bytes, and then
+    reads nothing until the caller does."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    client.connect(address)
+    with client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield client, client.recv(64 * 1024)
+
+
 def test_a_stalled_reader_gets_every_byte_and_costs_no_cpu_while_it_stalls(big_file: Path) -> None:
     """The socket buffer fills while the client sleeps: the server waits for it to drain on the
     event loop (no thread, no spinning), then resumes where it stopped."""
     data = big_file.read_bytes()
     with running(FileApp(big_file)) as address:
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        client.connect(address)
-        with client:
-            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            first = client.recv(64 * 1024)
+        with stalled_reader(address) as (client, first):
             cpu_before = time.process_time()
             time.sleep(1.5)
             cpu_stalled = time.process_time() - cpu_before
@@ -393,18 +400,12 @@ def test_a_long_send_reads_ahead_of_a_stalled_client_up_to_a_window(tmp_path: Pa
     os.close(fd)
     if resident_bytes(path) > 4 * MIB:
         pytest.skip("this filesystem keeps the file's pages (tmpfs?): nothing to read ahead")
-    with running(FileApp(path)) as address:
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        client.connect(address)
-        with client:
-            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            client.recv(64 * 1024)
-            resident, deadline = -1, time.monotonic() + 10
-            while time.monotonic() < deadline:  # until the read-ahead settles
-                time.sleep(0.5)
-                resident, before = resident_bytes(path), resident
-                if resident == before:
-                    break
+    with running(FileApp(path)) as address, stalled_reader(address):
+        resident, deadline = -1, time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the read-ahead settles
+            time.sleep(0.5)
+            resident, before = resident_bytes(path), resident
+            if resident == before:
+                break
     assert resident >= READ_AHEAD_WINDOW - 8 * MIB, f"only {resident / MIB:.0f} MiB read ahead"
     assert resident <= READ_AHEAD_WINDOW + 32 * MIB, f"{resident / MIB:.0f} MiB read ahead: past the window"

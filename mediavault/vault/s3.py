@@ -630,9 +630,10 @@ class S3Vault:
         server-side copy. The hashing pass also takes the CRC32 of each part; the upload reads
         each part again and sends it only if it has that CRC32 (and, with ``part_checksums``,
         sends the CRC32 too, for the store to check what it received). The file's identity, size
-        and times are compared before hashing and after uploading. If the bytes or the file
-        moved, the upload is abandoned or its object removed, and ``SourceChanged`` (transient:
-        the ingest is retried) is raised."""
+        and times are compared before and after hashing and after uploading. If the bytes or the
+        file moved, ``SourceChanged`` (transient: the ingest is retried) is raised; a part that
+        differs abandons the upload, while an object already completed is kept (each of its parts
+        was the hashing pass's)."""
         start = stream.tell()
         name = getattr(stream, "name", f"file descriptor {fd}")
         info = os.fstat(fd)
@@ -685,11 +686,12 @@ class S3Vault:
     def _sends_checksums(self) -> bool:
         return self.options.part_checksums and self._scope not in _checksums_refused
 
-    def _checksums_suspect(self, exc: ClientError, sent: dict[str, Any]) -> bool:
-        """A request that carried checksum headers was refused in a way a store that does not
-        know them answers (400 or 501, other than a checksum mismatch or a timeout)."""
+    @staticmethod
+    def _checksums_suspect(exc: ClientError) -> bool:
+        """Refused the way a store that does not know the checksum headers refuses them (400 or
+        501, other than a checksum mismatch or a timeout)."""
         code = _code(exc)
-        return bool(sent) and (
+        return (
             _status(exc) == 501
             or code == "NotImplemented"
             or (_status(exc) == 400 and code not in CORRUPTION_CODES | {"RequestTimeout"})
@@ -712,7 +714,7 @@ class S3Vault:
         """After a refusal that may be the checksum headers', the same request without them. Only
         if that one succeeds were the headers the reason: checksums are then given up for the
         store. Otherwise the first error stands."""
-        if not self._checksums_suspect(exc, sent):
+        if not sent or not self._checksums_suspect(exc):
             _raise_if_corrupted(exc)
             raise exc
         try:
@@ -763,7 +765,7 @@ class S3Vault:
                 try:
                     response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **sent)
                 except ClientError as exc:
-                    self._refused_in_upload(exc, sent)
+                    self._refused_in_upload(exc, checksums)
                     raise
             except BaseException:
                 failed.set()
@@ -788,7 +790,7 @@ class S3Vault:
                 self.client.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
             except ClientError as exc:
                 if _code(exc) != "NoSuchUpload":
-                    self._refused_in_upload(exc, parts[0] if checksums else {})
+                    self._refused_in_upload(exc, checksums)
                     raise
                 self._check_completed_upload(args["Key"], digest.size, exc)
         except BaseException:
@@ -797,13 +799,13 @@ class S3Vault:
                 self.client.abort_multipart_upload(**target)
             raise
 
-    def _refused_in_upload(self, exc: ClientError, sent: dict[str, Any]) -> None:
+    def _refused_in_upload(self, exc: ClientError, checksums: bool) -> None:
         """A part or the completion refused with its checksums, after the creation carried them:
         the upload cannot go on without them, so checksums are given up for the store and the
         error is transient (the ingest is run again, without them). A mismatch stays a
         mismatch."""
         _raise_if_corrupted(exc)
-        if self._checksums_suspect(exc, sent):
+        if checksums and self._checksums_suspect(exc):
             self._forgo_checksums(exc)
             raise TransientError(
                 f"the S3 store refused a checksum header ({_status(exc)} {_code(exc)}); "
