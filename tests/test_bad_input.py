@@ -81,7 +81,8 @@ BAD_JSON_CASES = {
 def test_bad_json(vault: Vault, settings_for, tmp_path: Path, case: str) -> None:
     content, field = BAD_JSON_CASES[case]
     path = write(tmp_path, "out.json", content)
-    expect_rejected(vault, settings_for(vault), with_output(path), "out.json", field)
+    # The file as the user gave it (its path), whichever check refuses it: format sniffing or parsing.
+    expect_rejected(vault, settings_for(vault), with_output(path), str(path), field)
 
 
 def test_real_fixture_truncated_midway(vault: Vault, settings_for, tmp_path: Path) -> None:

@@ -26,18 +26,20 @@ FORMATS: dict[str, str] = {
 FORMAT_RICHNESS = ["whisperx-json", "whisper-json", "vtt", "srt"]
 
 
-def detect_format(filename: str, data: bytes) -> str:
-    """Pick the format from the file name, sniffing JSON content to tell WhisperX from Whisper."""
+def detect_format(filename: str, data: bytes, display: str | None = None) -> str:
+    """Pick the format from the file name, sniffing JSON content to tell WhisperX from Whisper.
+    Errors name the file as ``display`` (its path or URL as given), else as ``filename``."""
+    shown = display or filename
     lower = filename.lower()
     if lower.endswith(".srt"):
         return "srt"
     if lower.endswith(".vtt"):
         return "vtt"
     if lower.endswith(".json"):
-        document = decode_json(data, filename)
+        document = decode_json(data, shown)
         return "whisper-json" if looks_like_whisper(document) else "whisperx-json"
     raise InputError(
-        filename,
+        shown,
         "format",
         "unknown AI output format; supported: WhisperX/Whisper JSON (.json), SRT (.srt), "
         "WebVTT (.vtt). Pass the format explicitly if the extension is unusual.",

@@ -247,7 +247,7 @@ def _transcript_outputs(
         field_name = f"outputs[{index}]"
         source = resolve_source(spec.location, field_name, limits, settings.s3, s3_client)
         data = source.read_all(limits.max_transcript_bytes, field_name)
-        format_name = spec.format or detect_format(source.name, data)
+        format_name = spec.format or detect_format(source.name, data, source.display)
         if format_name not in FORMATS:
             raise InputError(
                 source.display, "format", f"unknown format {format_name!r}; supported: {sorted(FORMATS)}"
