@@ -15,7 +15,7 @@ from prefect.artifacts import (
 
 from blocks import resolve_settings
 from mediavault import progress
-from mediavault.index.reindex import LeaseBusy, ProjectedDigests, chunks_of
+from mediavault.index.reindex import LeaseBusy, ProjectedDigests, chunks_of, describe_reindex
 from tasks.common import submit_in_windows
 from tasks.reindex import (
     acquire_lease,
@@ -88,7 +88,10 @@ def reindex_flow(
         )
         logger.warning("%d media item(s) quarantined: %s", len(quarantined), quarantined[:5])
     create_markdown_artifact(
-        "# Re-index\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in result.items()),
+        "# Re-index\n\n"
+        + "\n".join(f"{line}  " for line in describe_reindex(result))
+        + "\n\n"
+        + "\n".join(f"- **{k}**: {v}" for k, v in result.items() if k != "quarantined"),
         key="reindex-summary",
         description=f"re-index ({mode})",
     )

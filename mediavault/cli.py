@@ -1028,11 +1028,13 @@ def reindex_command(
     prefix: Annotated[str | None, typer.Option(help="Re-index media ids with this prefix.")] = None,
     owner: Annotated[str | None, typer.Option(help="Re-index this owner's media.")] = None,
     rollback: Annotated[bool, typer.Option("--rollback", help="Make the previous generation live.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     config_block: BlockOption = None,
 ) -> None:
     """Project the vault into MongoDB and the search index (runs the 'reindex' flow)."""
     _settings()
     from flows.reindex import reindex_flow
+    from mediavault.index.reindex import describe_reindex
 
     mode = (
         "rollback"
@@ -1051,8 +1053,12 @@ def reindex_command(
         )
     except Exception as exc:
         _fail(exc)
-    quarantined = result.pop("quarantined", None) or []
-    console.print(escape(", ".join(f"{k}: {v}" for k, v in result.items())))
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    quarantined = result.get("quarantined") or []
+    for line in describe_reindex(result):
+        console.print(escape(line))
     if quarantined:
         table = Table("media id", "reason", title=f"quarantined: {len(quarantined)} (retried every run)")
         for item in quarantined:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -197,7 +198,10 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     assert ingested.exit_code == 0, ingested.output
     media_id = next(word for word in ingested.output.split() if len(word) == 64)
     full = runner.invoke(["reindex", "--full"])
-    assert full.exit_code == 0 and "switched: True" in full.output, full.output
+    assert full.exit_code == 0, full.output
+    assert "full rebuild: generation 1 is live: 1 media item(s)" in full.output, full.output
+    idle = runner.invoke(["reindex", "--json"])
+    assert idle.exit_code == 0 and json.loads(idle.output)["mode"] == "incremental", idle.output
     found = runner.invoke(["search", '"ask not"'])
     assert found.exit_code == 0 and media_id[:12] in found.output and "0:00:00.000" in found.output
     snippet = " ".join(found.output.lower().split())
@@ -245,5 +249,5 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     statements = next((home / "vault" / "media" / media_id).rglob("statements.parquet"))
     statements.write_bytes(b"PAR1" + b"\0" * (statements.stat().st_size - 8) + b"PAR1")
     poisoned = runner.invoke(["reindex", "--full"])
-    assert poisoned.exit_code == 0 and "switched: True" in poisoned.output, poisoned.output
+    assert poisoned.exit_code == 0 and "is live, replacing generation" in poisoned.output, poisoned.output
     assert "quarantined: 1 (retried every run)" in poisoned.output and media_id in poisoned.output

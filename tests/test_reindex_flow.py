@@ -10,6 +10,7 @@ from prefect.client.orchestration import get_client
 
 from flows.reindex import reindex_flow
 from mediavault import api
+from mediavault.index.reindex import describe_reindex
 from mediavault.ingest.pipeline import IngestRequest, OutputSpec, ingest
 from mediavault.settings import MediavaultSettings
 from mediavault.vault import vault_from_settings
@@ -73,4 +74,25 @@ def test_reindex_flow_modes_and_api(settings: MediavaultSettings, tmp_path: Path
     assert targeted == {"mode": "targeted", "media": 1, "statements": 1}
     second = reindex_flow(mode="full")
     assert second["generation"] == full["generation"] + 1
-    assert reindex_flow(mode="rollback")["generation"] == full["generation"]
+    rolled_back = reindex_flow(mode="rollback")
+    assert rolled_back["generation"] == full["generation"]
+    reindex_flow(mode="incremental")  # the restored generation catches up on the rename
+    idle = reindex_flow(mode="incremental")
+
+    first, again = full["generation"], second["generation"]
+    assert describe_reindex(full) == [
+        f"full rebuild: generation {first} is live: 1 media item(s), 54 statement(s) "
+        f"in {full['seconds']:.1f} s"
+    ]
+    assert describe_reindex(inc) == [
+        f"applied 1 journal record(s) to 1 media item(s) in generation {first} "
+        f"(journal position {inc['from_checkpoint']} → {inc['checkpoint']})"
+    ]
+    assert describe_reindex(targeted) == ["re-indexed 1 media item(s): 1 statement(s)"]
+    assert describe_reindex(second)[0].startswith(
+        f"full rebuild: generation {again} is live, replacing generation {first}: 2 media item(s)"
+    )
+    assert describe_reindex(rolled_back) == [f"rolled back: generation {first} is live again"]
+    assert describe_reindex(idle) == [
+        f"generation {first} is up to date (journal position {idle['checkpoint']})"
+    ]

@@ -597,3 +597,49 @@ def _drop_other_generations(target: IndexTarget, live: int) -> list[int]:
         target.store.drop_generation(generation)
         dropped.add(generation)
     return sorted(g for g in dropped if g is not None)
+
+
+def describe_reindex(result: dict[str, Any]) -> list[str]:
+    """What a re-index did, in sentences for a person (the CLI and the flow's artifact)."""
+    mode = result.get("mode")
+    lines: list[str] = []
+    if result.get("recovered"):
+        lines.append(f"first {result['recovered']}")
+    if mode == "skipped":
+        lines.append(f"skipped: {result.get('reason')}")
+    elif mode == "rollback":
+        lines.append(f"rolled back: generation {result['generation']} is live again")
+    elif mode == "targeted":
+        lines.append(f"re-indexed {result['media']:,} media item(s): {result['statements']:,} statement(s)")
+    elif mode == "incremental":
+        records, before, after = result["records"], result["from_checkpoint"], result["checkpoint"]
+        if records:
+            lines.append(
+                f"applied {records:,} journal record(s) to {result['media']:,} media item(s) in "
+                f"generation {result['generation']} (journal position {before} → {after})"
+            )
+        else:
+            lines.append(f"generation {result['generation']} is up to date (journal position {after})")
+        if result.get("retried"):
+            lines.append(f"retried {result['retried']:,} quarantined item(s)")
+        if result.get("journal_repaired"):
+            lines.append(f"repaired {result['journal_repaired']:,} missing journal record(s)")
+    elif mode == "full":
+        previous = result.get("previous")
+        why = " (an item was forgotten)" if result.get("reason") == "forget" else ""
+        lines.append(
+            f"full rebuild{why}: generation {result['generation']} is live"
+            + (f", replacing generation {previous}" if previous is not None else "")
+            + f": {result['media']:,} media item(s), {result['statements']:,} statement(s) in "
+            f"{result['seconds']:.1f} s"
+        )
+        if result.get("caught_up_records"):
+            lines.append(f"caught up on {result['caught_up_records']:,} journal record(s) written meanwhile")
+        if result.get("erased"):
+            lines.append(f"purged {len(result['erased']):,} forgotten item(s)")
+        if result.get("dropped_generations"):
+            dropped = ", ".join(str(g) for g in result["dropped_generations"])
+            lines.append(f"dropped old generation(s) {dropped}")
+    else:
+        lines.append(", ".join(f"{key}: {value}" for key, value in result.items()))
+    return lines
