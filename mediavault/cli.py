@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -1357,5 +1358,19 @@ def _close_index_clients() -> None:
     status.close_clients()
     atexit.unregister(monitor._shutdown_resources)
 
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Docstrings are wrapped for the source; the command list would keep those line breaks
+    mid-sentence. Each paragraph becomes one line, and the terminal wraps it."""
+    for command in typer_app.registered_commands:
+        text = command.help or inspect.getdoc(command.callback)
+        if text:
+            command.help = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
+
+
+_unwrap_help(app)
 
 __all__ = ["app", "main"]

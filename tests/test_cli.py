@@ -251,3 +251,17 @@ def test_search_edit_export_reindex(home: Path, tmp_path: Path, mongo_url: str) 
     poisoned = runner.invoke(["reindex", "--full"])
     assert poisoned.exit_code == 0 and "is live, replacing generation" in poisoned.output, poisoned.output
     assert "quarantined: 1 (retried every run)" in poisoned.output and media_id in poisoned.output
+
+
+def test_the_command_list_keeps_each_description_on_one_line() -> None:
+    """On a wide terminal, no description breaks where its docstring was wrapped in the source."""
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "mediavault"), "--help"],
+        env={**os.environ, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    panel = listed.stdout.split("Commands")[1]
+    rows = [line for line in panel.splitlines() if line.startswith("│ ")]
+    assert rows and all(not row[2].isspace() for row in rows), f"a continuation line in:\n{panel}"
