@@ -45,6 +45,14 @@ def record_jobs(database, media_id: str) -> None:
     status.record_event(database, "job-live", "media-stored", media_id)
 
 
+def test_an_error_about_the_media_names_it_once(mongo_db) -> None:
+    status.record_event(mongo_db, "job-gone", "rejected", error="b.wav: media: file not found", media="b.wav")
+    status.record_event(mongo_db, "job-json", "rejected", error="b.json: segments: missing", media="b.wav")
+    found = {j.job_id: j.reason for j in jobs.list_jobs(mongo_db)}
+    assert found["job-gone"] == "b.wav: media: file not found"
+    assert found["job-json"] == "b.wav: b.json: segments: missing"
+
+
 def test_jobs_are_grouped_with_status_reason_and_events(mongo_db) -> None:
     record_jobs(mongo_db, "a" * 64)
     found = {j.job_id: j for j in jobs.list_jobs(mongo_db)}

@@ -62,7 +62,8 @@ def _reason(events: list[dict[str, Any]]) -> str | None:
             detail = event.get("detail") or {}
             where = detail.get("item") or detail.get("media")
             error = str(detail.get("error") or event.get("event"))
-            return f"{where}: {error}" if where else error
+            # An error about the media file itself already starts with its name.
+            return f"{where}: {error}" if where and not error.startswith(f"{where}: ") else error
     return None
 
 
