@@ -1240,10 +1240,20 @@ def lifecycle_command(
         )
     except Exception as exc:
         _fail(exc)
-    table = Table("action:class:tier", "objects", "size", title="planned" if not apply else "done")
-    for key, row in sorted((result["planned"] if not apply else result["done"]).items()):
-        table.add_row(escape(key), str(row["objects"]), _human(row["bytes"]))
-    console.print(table)
+    rows = result["done"] if apply else result["planned"]
+    if rows:
+        table = Table("action:class:tier", "objects", "size", title="done" if apply else "planned")
+        for key, row in sorted(rows.items()):
+            table.add_row(escape(key), str(row["objects"]), _human(row["bytes"]))
+        console.print(table)
+    else:
+        console.print("nothing to do: no object is due under the policy")
+    skipped = result.get("skipped") or []
+    for reason in sorted({item["reason"] for item in skipped}):
+        count = sum(item["reason"] == reason for item in skipped)
+        console.print(f"kept {count} object(s): {escape(str(reason))}")
+    if rows and not apply:
+        console.print("dry run: nothing changed; 'mediavault lifecycle --apply' carries out this plan")
     console.print(f"report: {escape(str(result['report']))}")
 
 

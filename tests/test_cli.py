@@ -265,3 +265,19 @@ def test_the_command_list_keeps_each_description_on_one_line() -> None:
     panel = listed.stdout.split("Commands")[1]
     rows = [line for line in panel.splitlines() if line.startswith("│ ")]
     assert rows and all(not row[2].isspace() for row in rows), f"a continuation line in:\n{panel}"
+
+
+def test_lifecycle_says_what_a_plan_would_do_and_when_nothing_is_due(home: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("media: {action: archive, after_days: 0}\nai_outputs: {action: keep, after_days: 0}\n")
+    assert runner.invoke(JFK_INGEST).exit_code == 0
+    planned = runner.invoke(["lifecycle", "--policy", str(policy)])
+    assert planned.exit_code == 0, planned.output
+    assert "archive:media:hot" in planned.output and "--apply' carries out this plan" in planned.output
+    applied = runner.invoke(["lifecycle", "--policy", str(policy), "--apply"])
+    assert applied.exit_code == 0 and "done" in applied.output and "dry run" not in applied.output, (
+        applied.output
+    )
+    again = runner.invoke(["lifecycle", "--policy", str(policy)])
+    assert again.exit_code == 0 and "nothing to do: no object is due" in again.output, again.output
+    assert "archive:media" not in again.output
