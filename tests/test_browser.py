@@ -298,6 +298,10 @@ def test_search_hit_opens_player_at_its_second(site: Site, page_for) -> None:
     assert page.locator(".stmt.find-current").count() == 1  # the hit's terms are found in the page
     assert streamed.value.status in (200, 206)
     shot(page, "player")
+    page.click("#forward5")
+    page.wait_for_function(f"Math.abs(document.getElementById('media').currentTime - {start + 5}) < 0.01")
+    page.click("#back5")
+    page.wait_for_function(f"Math.abs(document.getElementById('media').currentTime - {start}) < 0.01")
 
 
 def test_playback_highlight_follows_and_range_requests(site: Site, page_for) -> None:

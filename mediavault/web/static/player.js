@@ -574,6 +574,7 @@
   const forward = () => { if (media) seek(Math.min(media.duration || Infinity, media.currentTime + 5)); };
   playButton.addEventListener("click", toggle);
   document.getElementById("back5").addEventListener("click", back);
+  document.getElementById("forward5").addEventListener("click", forward);
   document.getElementById("speed").addEventListener("change", (event) => { if (media) media.playbackRate = Number(event.target.value); });
   const runSelect = document.getElementById("run-select");
   if (runSelect) runSelect.addEventListener("change", () => {
