@@ -223,3 +223,20 @@ def test_jobs_api_is_scoped_to_the_owner(local_site) -> None:
         )
         assert admin.get("/api/v1/jobs", params={"limit": 0}).status_code == 422
         assert site.client().get("/api/v1/jobs").status_code == 401
+
+
+def test_the_dashboard_lists_every_failed_job_a_rejected_file_too(mongo_db) -> None:
+    """The dashboard's recent failures are the failures the jobs list shows, a file refused before
+    it stored anything included (named by its file, since it never became a media item)."""
+    from mediavault.index.overview import recent_events
+
+    record_jobs(mongo_db, "a" * 64)
+    failures = recent_events(mongo_db)["failures"]
+    assert {(f["job_id"], f["item"]) for f in failures} == {
+        ("job-bad", "a.wav"),
+        ("job-crash", None),
+        ("job-batch", "=talk-2"),
+    }
+    failed_jobs = {j.job_id for j in jobs.list_jobs(mongo_db, failed_only=True)}
+    assert {f["job_id"] for f in failures} == failed_jobs
+    assert recent_events(mongo_db, owner="alice")["failures"] == [], "a refused file belongs to no owner"

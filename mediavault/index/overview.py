@@ -9,11 +9,10 @@ from typing import Any
 from pymongo.database import Database
 
 from mediavault.index.index_store import live_media_collection
-from mediavault.index.status import JOB_EVENTS
+from mediavault.index.status import FAILURE_EVENTS, JOB_EVENTS
 from mediavault.vault.base import Vault
 
 REPORT_KINDS = ("lifecycle", "verify")
-FAILED_EVENTS = ("failed", "item-failed")
 OWNED_SCAN = 10_000  # an owner's media items considered for their recent events
 
 
@@ -58,7 +57,7 @@ def recent_events(
                     "event": row["event"],
                     "media_id": row.get("media_id"),
                     "title": (document or {}).get("title") or (document or {}).get("original_filename"),
-                    "item": detail.get("item"),
+                    "item": detail.get("item") or detail.get("media"),
                     "error": detail.get("error"),
                     "job_id": row.get("job_id"),
                 }
@@ -74,7 +73,7 @@ def recent_events(
         events.find({"event": {"$eq": "committed"}, **scope}, {"_id": 0}).sort("at", -1).limit(limit)
     )
     failed = list(
-        events.find({"event": {"$in": list(FAILED_EVENTS)}, **scope}, {"_id": 0}).sort("at", -1).limit(limit)
+        events.find({"event": {"$in": list(FAILURE_EVENTS)}, **scope}, {"_id": 0}).sort("at", -1).limit(limit)
     )
     return {"ingests": titled(committed), "failures": titled(failed)}
 

@@ -23,6 +23,8 @@ from mediavault.vault.models import Manifest, utc_now
 
 MEDIA = "media"
 JOB_EVENTS = "job_events"
+# Job events that end an ingest (or a batch item) unsuccessfully: refused input, or a failure.
+FAILURE_EVENTS = ("rejected", "failed", "item-failed")
 
 # status -> statuses it may move to
 TRANSITIONS: dict[str | None, set[str]] = {

@@ -12,10 +12,9 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mediavault.index.status import JOB_EVENTS
+from mediavault.index.status import FAILURE_EVENTS, JOB_EVENTS
 from mediavault.vault.models import utc_now
 
-FAILURES = ("rejected", "failed", "item-failed")
 CSV_COLUMNS = ("at", "job_id", "event", "media_id", "item", "error", "detail")
 
 
@@ -47,7 +46,7 @@ def _event_json(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_status(events: list[str]) -> str:
-    failed = any(e in FAILURES for e in events)
+    failed = any(e in FAILURE_EVENTS for e in events)
     committed = "committed" in events
     if failed and committed:
         return "partial"
@@ -58,7 +57,7 @@ def job_status(events: list[str]) -> str:
 
 def _reason(events: list[dict[str, Any]]) -> str | None:
     for event in events:
-        if event.get("event") in FAILURES:
+        if event.get("event") in FAILURE_EVENTS:
             detail = event.get("detail") or {}
             where = detail.get("item") or detail.get("media")
             error = str(detail.get("error") or event.get("event"))
@@ -97,7 +96,7 @@ def list_jobs(
             }
         },
         {"$sort": {"last": -1, "last_event": -1}},
-        *([{"$match": {"kinds": {"$in": list(FAILURES)}}}] if failed_only else []),
+        *([{"$match": {"kinds": {"$in": list(FAILURE_EVENTS)}}}] if failed_only else []),
         {"$limit": limit},
     ]
     summaries = list(database[JOB_EVENTS].aggregate(pipeline, allowDiskUse=True))
