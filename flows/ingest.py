@@ -293,7 +293,10 @@ def batch_ingest_flow(
         from mediavault.vault.s3 import make_s3_client  # boto3 only when the inbox is on S3
 
         s3_client = make_s3_client(settings.s3)
-    items = inbox.discover(source, s3_client)
+    ignored: list[str] = []
+    items = inbox.discover(source, s3_client, ignored)
+    if ignored:
+        logger.info("ignored %d file(s) of no known kind: %s", len(ignored), ", ".join(ignored[:20]))
     defaults = {
         "metadata": {k: v for k, v in {"owner": owner, "tags": tags, "language": language}.items() if v},
         "provenance": {"model": model, "version": model_version},
@@ -305,7 +308,7 @@ def batch_ingest_flow(
     arguments = [(vault, chunk, defaults, settings, job_id) for chunk in chunks]
     for part in submit_in_windows(ingest_chunk, arguments, window):
         results.extend(part)
-    report = inbox.summarize(results, started)
+    report = inbox.summarize(results, started, ignored)
     create_table_artifact(
         [
             {
@@ -319,7 +322,8 @@ def batch_ingest_flow(
             for r in report["results"]
         ],
         key="batch-ingest-report",
-        description=f"{report['succeeded']} ok, {report['failed']} failed",
+        description=f"{report['succeeded']} ok, {report['failed']} failed"
+        + (f", {len(ignored)} file(s) ignored" if ignored else ""),
     )
     logger.info(
         "batch done: %d ok, %d failed in %.1fs", report["succeeded"], report["failed"], report["seconds"]

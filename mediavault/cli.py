@@ -429,6 +429,12 @@ def ingest_batch(
         f"{report['succeeded']} ok, {report['failed']} failed, {report['new_objects']} new objects "
         f"in {report['seconds']:.1f}s"
     )
+    ignored = report.get("ignored") or []
+    if ignored:
+        shown = ", ".join(ignored[:10]) + (f" and {len(ignored) - 10} more" if len(ignored) > 10 else "")
+        console.print(
+            f"ignored {len(ignored)} file(s) that are not media, AI outputs or sidecars: {escape(shown)}"
+        )
     if report["failed"]:
         raise typer.Exit(3)
 

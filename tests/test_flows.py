@@ -243,6 +243,7 @@ def check_report(report: dict) -> None:
     assert "line 1" in by_name["broken"]["error"] and by_name["broken"]["attempts"] == 1
     assert not by_name["orphan"]["ok"] and "no media file" in by_name["orphan"]["error"]
     assert report["succeeded"] == 2 and report["failed"] == 2
+    assert report["ignored"] == ["README.txt"], "every file is accounted for"
 
 
 def test_batch_ingest_from_a_folder(tmp_path: Path, env_for) -> None:

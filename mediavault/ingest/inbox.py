@@ -105,12 +105,15 @@ def _stem_and_role(name: str) -> tuple[str, str] | None:
     return None
 
 
-def group_files(locations: Iterator[tuple[str, str]]) -> list[InboxItem]:
-    """Group ``(name, location)`` pairs into items; files of no known kind are ignored."""
+def group_files(locations: Iterator[tuple[str, str]], ignored: list[str] | None = None) -> list[InboxItem]:
+    """Group ``(name, location)`` pairs into items. Files of no known kind are left out, and their
+    names added to ``ignored`` so that the batch report can say so."""
     items: dict[str, InboxItem] = {}
     for name, location in locations:
         parsed = _stem_and_role(name)
         if parsed is None:
+            if ignored is not None:
+                ignored.append(name)
             continue
         stem, role = parsed
         item = items.setdefault(stem, InboxItem(name=stem, media=None))
@@ -129,8 +132,9 @@ def group_files(locations: Iterator[tuple[str, str]]) -> list[InboxItem]:
     return [items[k] for k in sorted(items)]
 
 
-def discover(source: str, s3_client: Any = None) -> list[InboxItem]:
-    """Items in a local folder (non-recursive) or under an ``s3://bucket/prefix/``."""
+def discover(source: str, s3_client: Any = None, ignored: list[str] | None = None) -> list[InboxItem]:
+    """Items in a local folder (non-recursive) or under an ``s3://bucket/prefix/``; the names of
+    files of no known kind go to ``ignored``."""
     if source.startswith("s3://"):
         bucket, prefix = parse_s3_url(source)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
@@ -142,11 +146,11 @@ def discover(source: str, s3_client: Any = None) -> list[InboxItem]:
                     name = obj["Key"][len(prefix) :]
                     yield name, f"s3://{bucket}/{obj['Key']}"
 
-        return group_files(listing())
+        return group_files(listing(), ignored)
     folder = Path(source.removeprefix("file://"))
     if not folder.is_dir():
         raise InputError(source, "source", "is not a folder or an s3:// prefix")
-    return group_files((p.name, str(p)) for p in sorted(folder.iterdir()) if p.is_file())
+    return group_files(((p.name, str(p)) for p in sorted(folder.iterdir()) if p.is_file()), ignored)
 
 
 def _read_meta(item: InboxItem, settings: MediavaultSettings, s3_client: Any) -> dict[str, Any]:
@@ -281,10 +285,11 @@ def chunked(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def summarize(results: list[ItemResult], started: float) -> dict[str, Any]:
+def summarize(results: list[ItemResult], started: float, ignored: list[str] | None = None) -> dict[str, Any]:
     ok = [r for r in results if r.ok]
     return {
         "items": len(results),
+        "ignored": sorted(ignored or []),
         "succeeded": len(ok),
         "failed": len(results) - len(ok),
         "new_objects": sum(r.created_objects for r in ok),
