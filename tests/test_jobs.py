@@ -240,3 +240,31 @@ def test_the_dashboard_lists_every_failed_job_a_rejected_file_too(mongo_db) -> N
     failed_jobs = {j.job_id for j in jobs.list_jobs(mongo_db, failed_only=True)}
     assert {f["job_id"] for f in failures} == failed_jobs
     assert recent_events(mongo_db, owner="alice")["failures"] == [], "a refused file belongs to no owner"
+
+
+def test_no_thread_uses_a_new_database_before_its_indexes_exist(tmp_path: Path, mongo_url: str) -> None:
+    """Threads of one process connecting at once to a new database all wait for its indexes. (An
+    insert racing the collection an index creates can deadlock the embedded server.)"""
+    import threading
+
+    settings = MediavaultSettings(
+        home=tmp_path / "home",
+        mongo_mode="external",
+        mongo_url=mongo_url,
+        mongo_database=f"ix_{tmp_path.name[-16:]}",
+    )
+    start = threading.Barrier(6)
+    found: list[set[str]] = []
+
+    def connect() -> None:
+        start.wait()
+        database = status.connect(settings)
+        found.append(set(database[status.JOB_EVENTS].index_information()))
+
+    threads = [threading.Thread(target=connect) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(found) == 6
+    assert all({"job_id_1_at_1", "media_id_1_at_1"} <= names for names in found), found

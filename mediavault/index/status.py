@@ -50,16 +50,22 @@ def connect(settings: MediavaultSettings) -> Database | None:
     else:
         url = settings.mongo_url.get_secret_value()
     database = _client(url)[settings.mongo_database]
+    key = (url, settings.mongo_database)
     with _clients_lock:
-        first_use = (url, settings.mongo_database) not in _indexed
-        _indexed.add((url, settings.mongo_database))
-    if first_use:
-        ensure_indexes(database)
+        indexing = _indexing.setdefault(key, threading.Lock())
+    # No thread of this process uses the database before its indexes exist: on a new database,
+    # creating a collection for an index while another connection's insert creates it too can
+    # deadlock the embedded server (SecantusDB).
+    with indexing:
+        if key not in _indexed:
+            ensure_indexes(database)
+            _indexed.add(key)
     return database
 
 
 _clients: dict[str, MongoClient] = {}
 _indexed: set[tuple[str, str]] = set()
+_indexing: dict[tuple[str, str], threading.Lock] = {}
 _clients_lock = threading.Lock()
 
 
