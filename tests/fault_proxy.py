@@ -57,10 +57,13 @@ class Fault:
     seconds: float = 0.0
     header: str = "If-None-Match"
     after_forward: bool = False
+    message: str = ""
 
     @classmethod
-    def error(cls, status: int, code: str | None = None) -> Fault:
-        return cls("error", status=status, code=code or ERROR_CODES.get(status, "InternalError"))
+    def error(cls, status: int, code: str | None = None, message: str = "") -> Fault:
+        return cls(
+            "error", status=status, code=code or ERROR_CODES.get(status, "InternalError"), message=message
+        )
 
     @classmethod
     def delay(cls, seconds: float, after_forward: bool = False) -> Fault:
@@ -287,10 +290,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, fault: Fault, exchange: Exchange) -> None:
         request_id = f"fault-proxy-{exchange.index}"
+        message = fault.message or f"injected by the fault proxy ({fault.describe()})"
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{escape(fault.code)}</Code>"
-            f"<Message>injected by the fault proxy ({escape(fault.describe())})</Message>"
+            f"<Message>{escape(message)}</Message>"
             f"<Resource>{escape(self.path.split('?', 1)[0])}</Resource>"
             f"<RequestId>{request_id}</RequestId></Error>"
         ).encode()

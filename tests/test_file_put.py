@@ -9,6 +9,7 @@ import hashlib
 import os
 import random
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from mediavault.errors import SourceChanged, TransientError
 from mediavault.vault.base import Vault
-from mediavault.vault.hashing import digest_file_parts
+from mediavault.vault.hashing import PartsInOrder, digest_file
 from mediavault.vault.s3 import S3Vault
 from tests.conftest import GIVE_UP
 from tests.fault_proxy import Fault, Rule
@@ -116,25 +117,29 @@ def test_an_upload_a_killed_writer_left_on_a_media_key_is_collected(s3_options, 
         vault.delete_staging(key)  # a media object itself is never staging
 
 
+@pytest.mark.parametrize("size", [3 * MIB + 5, 12 * MIB + 5], ids=["one-put", "three-parts"])
 def test_bytes_changed_behind_unchanged_file_times_are_not_stored_under_the_old_hash(
-    s3_options, s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_options, s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     """The upload reads the file a second time. A write whose times do not show (coarse timestamps:
-    two writes in one clock tick) must still not put bytes under a key they do not hash to: each
-    part read for the upload is compared with the CRC32 the hashing pass took."""
+    two writes in one clock tick) must still not put bytes under a key they do not hash to: what
+    the upload read is hashed again before the object is completed. Not a CRC32: this rewrite
+    keeps each part's (``same_crc32``), and would then be stored under the old hash."""
     import mediavault.vault.s3 as s3_module
 
     monkeypatch.setattr(s3_module, "file_version", lambda info: (info.st_ino, info.st_size))
     vault = S3Vault(s3_bucket, "coarse", s3_options)
-    data = os.urandom(12 * MIB + 5)  # three parts of 5 MiB
+    data = os.urandom(size)
     path = tmp_path / "media.bin"
     path.write_bytes(data)
     changed: list[str] = []
+    first_part = data[: s3_options.multipart_chunksize]  # or the whole file
+    rewritten = same_crc32(first_part, at=MIB)
+    assert rewritten != first_part and zlib.crc32(rewritten) == zlib.crc32(first_part)
 
     def key_after_a_rewrite(digest: str) -> str:
-        with open(path, "r+b") as writer:  # same size, one byte of the second part
-            writer.seek(7 * MIB)
-            writer.write(bytes([data[7 * MIB] ^ 0xFF]))
+        with open(path, "r+b") as writer:  # same size, the CRC32 of every part kept
+            writer.write(rewritten)
         changed.append(digest)
         return key_for(digest)
 
@@ -143,6 +148,39 @@ def test_bytes_changed_behind_unchanged_file_times_are_not_stored_under_the_old_
     assert changed == [hashlib.sha256(data).hexdigest()]
     assert vault.head(key_for(changed[0])) is None
     assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="coarse/").get("Uploads", []) == []
+
+
+def same_crc32(data: bytes, at: int) -> bytes:
+    """``data`` with the byte at ``at`` changed and the 4 bytes after it set so that the CRC32 stays
+    the same. A CRC is affine over GF(2): the change's own CRC is cancelled by solving for the 32
+    bits that follow it."""
+    length = len(data)
+    zero = zlib.crc32(bytes(length))
+
+    def linear(position: int, value: bytes) -> int:  # the CRC's linear part of one change
+        return zlib.crc32(bytes(position) + value + bytes(length - position - len(value))) ^ zero
+
+    target = linear(at, b"\x01")
+    columns = [linear(at + 1, (1 << bit).to_bytes(4, "little")) for bit in range(32)]
+    # Gaussian elimination: express ``target`` as the XOR of some columns.
+    rows: list[tuple[int, int]] = []  # (vector, which columns make it), one per pivot bit
+    for bit, column in enumerate(columns):
+        combination = 1 << bit
+        for vector, made_of in rows:
+            if column ^ vector < column:
+                column, combination = column ^ vector, combination ^ made_of
+        if column:
+            rows.append((column, combination))
+            rows.sort(reverse=True)
+    chosen = 0
+    for vector, made_of in rows:
+        if target ^ vector < target:
+            target, chosen = target ^ vector, chosen ^ made_of
+    assert target == 0, "32 consecutive bits always reach every CRC"
+    patch = bytes([data[at] ^ 1]) + bytes(
+        a ^ b for a, b in zip(data[at + 1 : at + 5], chosen.to_bytes(4, "little"), strict=True)
+    )
+    return data[:at] + patch + data[at + 5 :]
 
 
 def composite_crc32(data: bytes, part_size: int) -> str:
@@ -259,19 +297,31 @@ def test_a_part_the_store_finds_altered_is_a_transient_error(
     chunk=st.integers(1, 50),
     start=st.integers(0, 20),
 )
-def test_the_hashing_pass_takes_the_crc32_of_every_part(
+def test_the_hashing_pass_and_the_parts_hashed_in_order_agree(
     size: int, part_size: int, chunk: int, start: int
 ) -> None:
-    """Whatever the read size and where the stream starts: one CRC32 per part, of exactly its bytes,
-    and the digest and length of the bytes from the start (an empty file is one empty part)."""
+    """Whatever the read size and where the stream starts, the hashing pass gives the digest and
+    length of the bytes from the start; the parts they make (an empty file is one empty part),
+    added in any order, hash to the same digest, and to none while one is missing."""
     data = random.Random(size * 7919 + part_size).randbytes(start + size)
     with tempfile.TemporaryFile() as file:
         file.write(data)
         file.flush()
-        digest = digest_file_parts(file.fileno(), start, part_size, chunk=chunk)
+        digest = digest_file(file.fileno(), start, part_size, chunk=chunk)
     body = data[start:]
     parts = [body[i : i + part_size] for i in range(0, len(body), part_size)] or [b""]
-    assert digest.part_crc32s == tuple(zlib.crc32(part) for part in parts)
+    assert digest.parts == len(parts)
+    in_order = PartsInOrder(threading.Event())
+    order = list(range(len(parts)))
+    random.Random(size).shuffle(order)
+    threads = [threading.Thread(target=in_order.add, args=(n, parts[n])) for n in order[:-1]]
+    for thread in threads:
+        thread.start()
+    assert in_order.hexdigest(len(parts)) is None, "a part is missing"
+    in_order.add(order[-1], parts[order[-1]])
+    for thread in threads:
+        thread.join()
+    assert in_order.hexdigest(len(parts)) == digest.sha256
     assert (digest.sha256, digest.size, digest.part_size) == (
         hashlib.sha256(body).hexdigest(),
         size,
@@ -289,7 +339,10 @@ def test_a_refusal_of_the_part_checksums_alone_is_transient_and_gives_them_up(
     path = tmp_path / "media.bin"
     path.write_bytes(data)
     refusal = Rule(
-        Fault.error(400, "InvalidRequest"), method="PUT", path="partNumber=", header="x-amz-checksum-crc32"
+        Fault.error(400, "InvalidRequest", message="x-amz-checksum-crc32 is not supported for UploadPart"),
+        method="PUT",
+        path="partNumber=",
+        header="x-amz-checksum-crc32",
     )
     with fault_proxy.faults(refusal):
         with open(path, "rb") as stream, pytest.raises(TransientError, match="checksum header"):
@@ -339,10 +392,86 @@ def test_after_a_part_fails_no_further_part_is_sent(
     path.write_bytes(os.urandom(8 * 5 * MIB))  # eight parts, four at a time
     refusal = Rule(Fault.error(400, "InvalidRequest"), method="PUT", path=r"partNumber=1(&|$)", nth=1)
     slow = Rule(Fault.delay(0.5), method="PUT", path=r"partNumber=[2-8](&|$)")  # still under way
-    with fault_proxy.faults(refusal, slow), open(path, "rb") as stream, pytest.raises(TransientError):
+    with fault_proxy.faults(refusal, slow), open(path, "rb") as stream, pytest.raises(ClientError):
         vault.put_stream(stream, key_for)
     sent = {
         e.target.split("partNumber=")[1].split("&")[0] for e in fault_proxy.log() if "partNumber=" in e.target
     }
     assert refusal.fired == 1 and len(sent) <= proxied_options.max_concurrency, sorted(sent)
     assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="stop/").get("Uploads", []) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "rule"),
+    [
+        (11 * MIB, Rule(Fault.error(400, "InvalidPart"), method="POST", path=r"uploadId=", nth=1)),
+        (11 * MIB, Rule(Fault.error(400, "InvalidRequest"), method="PUT", path=r"partNumber=2(&|$)", nth=1)),
+        (2 * MIB, Rule(Fault.error(400, "XAmzContentSHA256Mismatch"), method="PUT", path="/media/", nth=1)),
+        (2 * MIB, Rule(Fault.error(400, "IncompleteBody"), method="PUT", path="/media/", nth=1)),
+    ],
+    ids=["completion-400", "part-400", "whole-sha256-mismatch", "whole-incomplete-body"],
+)
+def test_an_error_that_does_not_name_the_checksums_never_gives_them_up(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path, size: int, rule: Rule
+) -> None:
+    """A part or completion refused for another reason is not taken for a refusal of the checksums
+    (it cannot be tried alone without them); a body that arrived altered or cut short is sent again
+    (transient), checksums and all. Either way the next upload still carries checksums."""
+    import mediavault.vault.s3 as s3_module
+
+    vault = S3Vault(s3_bucket, f"keep-{size}", proxied_options)
+    path = tmp_path / "media.bin"
+    path.write_bytes(os.urandom(size))
+    with (
+        fault_proxy.faults(rule),
+        open(path, "rb") as stream,
+        pytest.raises((ClientError, TransientError)) as failed,
+    ):
+        vault.put_stream(stream, key_for)
+    assert rule.fired == 1
+    assert "checksum header" not in str(failed.value)
+    assert isinstance(failed.value, TransientError) == (rule.fault.code in s3_module.CORRUPTION_CODES)
+    assert vault._scope not in s3_module._checksums_refused
+    fault_proxy.clear_log()
+    with open(path, "rb") as stream:
+        assert vault.put_stream(stream, key_for).created
+    sent = [e for e in fault_proxy.log() if e.method == "PUT" and "/media/" in e.target]
+    assert sent and all("x-amz-checksum-crc32" in {k.lower() for k in e.headers} for e in sent)
+
+
+def test_a_progress_callback_that_fails_stops_the_upload(
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+) -> None:
+    """An exception from ``progress`` fails the upload like a failed part: the parts not started
+    are not sent, and the upload is aborted."""
+    vault = S3Vault(s3_bucket, "progress", proxied_options)
+    path = tmp_path / "media.bin"
+    path.write_bytes(os.urandom(8 * 5 * MIB))  # eight parts, four at a time
+    slow = Rule(Fault.delay(0.5), method="PUT", path=r"partNumber=[2-8](&|$)")  # part 1 ends first
+
+    def progress(count: int) -> None:
+        raise RuntimeError("the progress display went away")
+
+    with (
+        fault_proxy.faults(slow),
+        open(path, "rb") as stream,
+        pytest.raises(RuntimeError, match="progress display"),
+    ):
+        vault.put_stream(stream, key_for, progress=progress)
+    sent = {
+        e.target.split("partNumber=")[1].split("&")[0] for e in fault_proxy.log() if "partNumber=" in e.target
+    }
+    assert len(sent) <= proxied_options.max_concurrency, sorted(sent)
+    assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="progress/").get("Uploads", []) == []
+
+
+def test_a_part_waiting_for_its_turn_gives_up_when_the_upload_is_abandoned() -> None:
+    abandoned = threading.Event()
+    in_order = PartsInOrder(abandoned)
+    waiting = threading.Thread(target=in_order.add, args=(1, b"second"))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive(), "part 1 waits for part 0"
+    abandoned.set()
+    waiting.join(5)
+    assert not waiting.is_alive() and in_order.hexdigest(2) is None

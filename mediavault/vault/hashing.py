@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import stat
-import zlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,41 +42,58 @@ def regular_file_fd(stream: BinaryIO) -> int | None:
 
 @dataclass(frozen=True)
 class FileDigest:
-    """A file's SHA-256 and length, and the CRC32 of each of its parts (a part size apart)."""
+    """A file's SHA-256 and length, and the part size an upload of it uses."""
 
     sha256: str
     size: int
     part_size: int
-    part_crc32s: tuple[int, ...]
+
+    @property
+    def parts(self) -> int:
+        """How many parts of ``part_size`` the bytes make (an empty file is one empty part)."""
+        return max(1, -(-self.size // self.part_size))
 
 
-def digest_file_parts(fd: int, start: int, part_size: int, chunk: int = 2 * CHUNK_SIZE) -> FileDigest:
-    """The SHA-256 and length of a regular file's bytes from ``start`` to its end, and the CRC32 of
-    every ``part_size`` bytes, in one pass (``pread``: the file position is left alone).
-
-    An upload that reads the file again compares each part it read with its CRC32: what it sends
-    is what was hashed, without hashing it twice. An empty file is one empty part. The CRC32 of a
-    chunk is taken in another thread while this one hashes it (both release the GIL), from one
-    buffer read into again and again (no fresh pages to fault in for every chunk)."""
+def digest_file(fd: int, start: int, part_size: int, chunk: int = 2 * CHUNK_SIZE) -> FileDigest:
+    """The SHA-256 and length of a regular file's bytes from ``start`` to its end, read with
+    ``pread`` (the file position is left alone) into one buffer reused for every chunk (no fresh
+    pages to fault in)."""
     digest = hashlib.sha256()
-    crcs: list[int] = []
-    crc = in_part = 0
     offset = start
     buffer = memoryview(bytearray(chunk))
-    with ThreadPoolExecutor(1, thread_name_prefix="mediavault-crc32") as crc_worker:
-        while count := _pread_into(fd, buffer[: min(chunk, part_size - in_part)], offset):
-            data = buffer[:count]
-            pending = crc_worker.submit(zlib.crc32, data, crc)
-            digest.update(data)
-            crc = pending.result()
-            in_part += count
-            offset += count
-            if in_part == part_size:
-                crcs.append(crc)
-                crc = in_part = 0
-    if in_part or not crcs:
-        crcs.append(crc)
-    return FileDigest(digest.hexdigest(), offset - start, part_size, tuple(crcs))
+    while count := _pread_into(fd, buffer, offset):
+        digest.update(buffer[:count])
+        offset += count
+    return FileDigest(digest.hexdigest(), offset - start, part_size)
+
+
+class PartsInOrder:
+    """The SHA-256 of parts read by several threads, taken in part order: the thread holding part
+    ``n`` waits until parts ``0 .. n-1`` are hashed, so no part waits in memory for another. Once
+    ``abandoned`` is set, waiting threads return at once (without hashing)."""
+
+    def __init__(self, abandoned: threading.Event) -> None:
+        self._digest = hashlib.sha256()
+        self._next = 0
+        self._turn = threading.Condition()
+        self._abandoned = abandoned
+
+    def add(self, number: int, data: bytes) -> None:
+        with self._turn:
+            while not self._turn.wait_for(
+                lambda: self._next == number or self._abandoned.is_set(), timeout=0.25
+            ):
+                pass
+            if self._next != number:
+                return
+            self._digest.update(data)
+            self._next += 1
+            self._turn.notify_all()
+
+    def hexdigest(self, parts: int) -> str | None:
+        """The digest of parts ``0 .. parts-1``; None unless every one of them was added."""
+        with self._turn:
+            return self._digest.hexdigest() if self._next == parts else None
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import ipaddress
 import logging
@@ -44,7 +45,8 @@ from mediavault.vault.base import ObjectInfo, ProgressCallback, PutResult
 from mediavault.vault.hashing import (
     FileDigest,
     HashingReader,
-    digest_file_parts,
+    PartsInOrder,
+    digest_file,
     file_version,
     read_exactly,
     regular_file_fd,
@@ -176,7 +178,17 @@ def _rejects_conditional_header(exc: ClientError) -> bool:
     return _status(exc) == 501 or _code(exc) in {"NotImplemented", "InvalidArgument", "InvalidRequest"}
 
 
-CORRUPTION_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+# The request arrived other than it left (altered or cut short on the way): sent again, not the
+# store's refusal of anything.
+CORRUPTION_CODES = frozenset(
+    {
+        "BadDigest",
+        "InvalidDigest",
+        "XAmzContentChecksumMismatch",
+        "XAmzContentSHA256Mismatch",
+        "IncompleteBody",
+    }
+)
 
 
 class _Abandoned(Exception):
@@ -184,11 +196,11 @@ class _Abandoned(Exception):
 
 
 def _raise_if_corrupted(exc: ClientError) -> None:
-    """A part or object refused for its checksum left the client intact (it was read back and
-    compared) and arrived altered: a transient fault, so the ingest sends it again."""
+    """A part or object refused for its checksum or length left the client intact (it was read back
+    and compared) and arrived altered: a transient fault, so the ingest sends it again."""
     if _code(exc) in CORRUPTION_CODES:
         raise TransientError(
-            f"the S3 store received bytes that do not match their CRC32 ({_code(exc)}); send them again"
+            f"the S3 store received bytes other than those sent ({_code(exc)}); send them again"
         ) from exc
 
 
@@ -627,18 +639,19 @@ class S3Vault:
     ) -> PutResult:
         """A local file can be read twice: hash it first (at disk speed), then upload it straight
         to its final key, or not at all when the vault already holds it. No staging object, no
-        server-side copy. The hashing pass also takes the CRC32 of each part; the upload reads
-        each part again and sends it only if it has that CRC32 (and, with ``part_checksums``,
-        sends the CRC32 too, for the store to check what it received). The file's identity, size
-        and times are compared before and after hashing and after uploading. If the bytes or the
-        file moved, ``SourceChanged`` (transient: the ingest is retried) is raised; a part that
-        differs abandons the upload, while an object already completed is kept (each of its parts
-        was the hashing pass's)."""
+        server-side copy. The upload reads the file again, in parts, and hashes what it read in
+        order: the object is completed (or a single PUT sent) only if that is the SHA-256 the key
+        was named after, so no change to the file (even one its times do not show) can put other
+        bytes under this key. With ``part_checksums`` each part also carries its CRC32, for the
+        store to check what it received. The file's identity, size and times are compared before
+        and after hashing and after uploading. If the bytes or the file moved, ``SourceChanged``
+        (transient: the ingest is retried) is raised and the upload abandoned, while an object
+        already completed is kept (its bytes were checked)."""
         start = stream.tell()
         name = getattr(stream, "name", f"file descriptor {fd}")
         info = os.fstat(fd)
         before = file_version(info)
-        digest = digest_file_parts(fd, start, self._part_size(info.st_size - start))
+        digest = digest_file(fd, start, self._part_size(info.st_size - start))
         if file_version(os.fstat(fd)) != before:
             raise SourceChanged(name)
         key = key_for(digest.sha256)
@@ -654,15 +667,15 @@ class S3Vault:
             }
             if self.storage_class:
                 args["StorageClass"] = self.storage_class
-            if len(digest.part_crc32s) == 1:
+            if digest.parts == 1:
                 self._upload_whole(fd, start, digest, args, name)
             else:
                 self._upload_parts(fd, start, digest, args, name, progress)
             if file_version(os.fstat(fd)) != before:
-                # Not deleted: every part was the hashing pass's (checked by its CRC32), so the
-                # object is right, and another ingest of the same bytes may already count on it.
+                # Not deleted: what was uploaded hashed to the key, so the object is right, and
+                # another ingest of the same bytes may already count on it.
                 raise SourceChanged(name)
-        if progress and (not created or len(digest.part_crc32s) == 1):
+        if progress and (not created or digest.parts == 1):
             progress(digest.size)
         stream.seek(start + digest.size)
         return PutResult(key, digest.sha256, digest.size, created=created)
@@ -675,11 +688,11 @@ class S3Vault:
         return ChunksizeAdjuster().adjust_chunksize(self.transfer.multipart_chunksize, size)
 
     def _read_part(self, fd: int, start: int, digest: FileDigest, number: int, name: str) -> bytes:
-        """Part ``number`` (from 0) as the hashing pass saw it, or ``SourceChanged``."""
+        """Part ``number`` (from 0), or ``SourceChanged`` when the file is shorter than it was."""
         offset = number * digest.part_size
         expected = min(digest.part_size, digest.size - offset)
         data = read_exactly(fd, expected, start + offset)
-        if len(data) != expected or zlib.crc32(data) != digest.part_crc32s[number]:
+        if len(data) != expected:
             raise SourceChanged(name)
         return data
 
@@ -689,13 +702,20 @@ class S3Vault:
     @staticmethod
     def _checksums_suspect(exc: ClientError) -> bool:
         """Refused the way a store that does not know the checksum headers refuses them (400 or
-        501, other than a checksum mismatch or a timeout)."""
+        501, other than bytes altered on the way or a timeout). Only a suspicion: see
+        ``_without_checksums`` and ``_refused_in_upload``."""
         code = _code(exc)
         return (
             _status(exc) == 501
             or code == "NotImplemented"
             or (_status(exc) == 400 and code not in CORRUPTION_CODES | {"RequestTimeout"})
         )
+
+    @staticmethod
+    def _names_checksums(exc: ClientError) -> bool:
+        """The error says it is about a checksum (as S3, R2 or MinIO word such refusals)."""
+        error = exc.response.get("Error", {})
+        return "checksum" in f"{error.get('Code', '')} {error.get('Message', '')}".lower()
 
     def _forgo_checksums(self, exc: ClientError) -> None:
         """The store refused the checksum headers: none are sent to it again by this process."""
@@ -726,7 +746,9 @@ class S3Vault:
 
     def _upload_whole(self, fd: int, start: int, digest: FileDigest, args: dict[str, Any], name: str) -> None:
         data = self._read_part(fd, start, digest, 0, name)
-        sent = crc32_args(digest.part_crc32s[0]) if self._sends_checksums() else {}
+        if hashlib.sha256(data).hexdigest() != digest.sha256:
+            raise SourceChanged(name)
+        sent = crc32_args(zlib.crc32(data)) if self._sends_checksums() else {}
         try:
             self.client.put_object(**args, Body=data, **sent)
         except ClientError as exc:
@@ -755,37 +777,42 @@ class S3Vault:
         target = {"Bucket": self.bucket, "Key": args["Key"], "UploadId": created["UploadId"]}
         failed = threading.Event()
         reporting = threading.Lock()
+        uploaded = PartsInOrder(failed)
 
         def send(number: int) -> dict[str, Any]:
             if failed.is_set():
                 raise _Abandoned
             try:
                 data = self._read_part(fd, start, digest, number, name)
-                sent = crc32_args(digest.part_crc32s[number]) if checksums else {}
+                uploaded.add(number, data)  # in part order: waits for the parts before it
+                if failed.is_set():
+                    raise _Abandoned
+                checksum = crc32_header(zlib.crc32(data)) if checksums else {}
                 try:
-                    response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **sent)
+                    response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **checksum)
                 except ClientError as exc:
                     self._refused_in_upload(exc, checksums)
                     raise
+                if progress:
+                    with reporting:
+                        progress(len(data))
             except BaseException:
                 failed.set()
                 raise
-            if progress:
-                with reporting:
-                    progress(len(data))
-            checksum = crc32_header(digest.part_crc32s[number]) if checksums else {}
             return {"PartNumber": number + 1, "ETag": response["ETag"], **checksum}
 
         workers = max(1, self.transfer.max_concurrency)
         pool = ThreadPoolExecutor(workers, thread_name_prefix="mediavault-upload")
         try:
-            futures = [pool.submit(send, number) for number in range(len(digest.part_crc32s))]
+            futures = [pool.submit(send, number) for number in range(digest.parts)]
             wait(futures, return_when=FIRST_EXCEPTION)
             pool.shutdown(cancel_futures=True)  # waits for the parts under way
             errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
             if errors:
                 raise next((e for e in errors if not isinstance(e, _Abandoned)), errors[0])
             parts = [future.result() for future in futures]
+            if uploaded.hexdigest(digest.parts) != digest.sha256:
+                raise SourceChanged(name)  # the file changed since it was hashed: not completed
             try:
                 self.client.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
             except ClientError as exc:
@@ -800,12 +827,13 @@ class S3Vault:
             raise
 
     def _refused_in_upload(self, exc: ClientError, checksums: bool) -> None:
-        """A part or the completion refused with its checksums, after the creation carried them:
+        """A part or the completion refused for its checksums, after the creation carried them:
         the upload cannot go on without them, so checksums are given up for the store and the
-        error is transient (the ingest is run again, without them). A mismatch stays a
-        mismatch."""
+        error is transient (the ingest is run again, without them). Unlike a whole request, a
+        part cannot be tried again alone without them, so only an error that says it is about a
+        checksum counts. A mismatch stays a mismatch."""
         _raise_if_corrupted(exc)
-        if checksums and self._checksums_suspect(exc):
+        if checksums and self._checksums_suspect(exc) and self._names_checksums(exc):
             self._forgo_checksums(exc)
             raise TransientError(
                 f"the S3 store refused a checksum header ({_status(exc)} {_code(exc)}); "
