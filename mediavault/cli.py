@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import shutil
 from importlib import resources
@@ -122,7 +123,6 @@ def _log_path() -> Path:
 def _log_to_file():
     """Everything logged while a flow runs (Prefect's logs and tracebacks) also goes to the CLI's
     log file, so a one-line error can say where the whole story is. Returns its handler."""
-    import logging
     from logging.handlers import RotatingFileHandler
 
     root = logging.getLogger()
@@ -161,12 +161,17 @@ def _progress_factory(bar: Progress):
 def _run_flow(call):
     """Run a flow in this process with progress bars; no heartbeat thread, whose 1 s polling
     would delay every exit (the CLI is in the foreground: a killed run is marked by its signal)."""
+    from prefect import tags
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from mediavault import progress
+    from mediavault.stack import cli_runs
 
     _log_to_file()
+    _reap_orphaned_runs()
+    owner = cli_runs.owner_tag()
     with (
+        tags(cli_runs.RUN_TAG, *([owner] if owner else [])),
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
         Progress(
             "[progress.description]{task.description}",
@@ -181,14 +186,33 @@ def _run_flow(call):
         return call()
 
 
+def _reap_orphaned_runs() -> None:
+    """Runs a killed CLI process left "Running" on this host are marked Crashed (one request to
+    the Prefect API, when there is one to ask; never in the way of the command)."""
+    api_url = os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        return
+    from mediavault.stack import cli_runs, local
+
+    try:
+        reaped = cli_runs.reap_orphaned_runs(
+            api_url, lambda url, body: local._request(url, body, timeout=3.0)
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logging.getLogger("mediavault.cli").warning(
+            "could not look for runs of killed CLI processes: %s", exc
+        )
+        return
+    for name in reaped:
+        errors.print(f"note: flow run {escape(name)} of a killed mediavault process is now marked Crashed")
+
+
 def _fail(exc: BaseException) -> None:
     """One line on stderr. A rejected input exits 2; anything unexpected exits 1 and says where
     the full log (with the traceback) is."""
     if isinstance(exc, MediavaultError):
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    import logging
-
     handler = _log_to_file()
     if handler is not None:  # the traceback goes to the file only, never to the console
         failure = (type(exc), exc, exc.__traceback__)

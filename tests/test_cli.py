@@ -281,3 +281,63 @@ def test_lifecycle_says_what_a_plan_would_do_and_when_nothing_is_due(home: Path,
     again = runner.invoke(["lifecycle", "--policy", str(policy)])
     assert again.exit_code == 0 and "nothing to do: no object is due" in again.output, again.output
     assert "archive:media" not in again.output
+
+
+def test_runs_of_a_killed_cli_process_are_marked_crashed(home: Path) -> None:
+    """A flow run whose CLI process was killed (SIGKILL: no chance to say so) stays "Running" in
+    Prefect. The next CLI command that runs a flow marks it Crashed, with its task runs; the run
+    of a process still alive is left alone, and so is a run another host started."""
+    import asyncio
+    import signal
+    import socket
+
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Running
+
+    from mediavault.stack import cli_runs
+
+    doomed = subprocess.Popen(["sleep", "60"])
+    dead_tag = cli_runs.owner_tag(doomed.pid)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    live_tag = cli_runs.owner_tag()
+    assert dead_tag and live_tag and cli_runs.process_gone(dead_tag) and not cli_runs.process_gone(live_tag)
+    assert cli_runs.process_gone(live_tag.rsplit(":", 1)[0] + ":1"), "a reused pid started at another time"
+    elsewhere = dead_tag.replace(f":{socket.gethostname()}:", ":another-host:")
+
+    @flow(name="killed-cli-run")
+    def stand_in() -> None: ...
+
+    @task(name="killed-cli-task")
+    def step() -> None: ...
+
+    async def start(tags: list[str]) -> tuple[str, str]:
+        async with get_client() as client:
+            run = await client.create_flow_run(stand_in, tags=[cli_runs.RUN_TAG, *tags])
+            await client.set_flow_run_state(run.id, Running(), force=True)
+            task_run = await client.create_task_run(step, run.id, dynamic_key="0", state=Running())
+            return str(run.id), str(task_run.id)
+
+    async def states(ids: list[str]) -> list[StateType]:
+        async with get_client() as client:
+            found = []
+            for flow_run_id, task_run_id in zip(ids[::2], ids[1::2], strict=True):
+                found.append((await client.read_flow_run(flow_run_id)).state_type)
+                found.append((await client.read_task_run(task_run_id)).state_type)
+            return found
+
+    started = [asyncio.run(start([tag])) for tag in (dead_tag, live_tag, elsewhere)]
+    ids = [i for pair in started for i in pair]
+    result = runner.invoke(JFK_INGEST)
+    assert result.exit_code == 0, result.output
+    assert "is now marked Crashed" in result.output
+    assert asyncio.run(states(ids)) == [
+        StateType.CRASHED,
+        StateType.CRASHED,
+        StateType.RUNNING,
+        StateType.RUNNING,
+        StateType.RUNNING,
+        StateType.RUNNING,
+    ]
