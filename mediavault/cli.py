@@ -171,7 +171,7 @@ def _run_flow(call):
     _reap_orphaned_runs()
     owner = cli_runs.owner_tag()
     with (
-        tags(cli_runs.RUN_TAG, *([owner] if owner else [])),
+        tags(cli_runs.RUN_TAG, cli_runs.host_tag(), *([owner] if owner else [])),
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
         Progress(
             "[progress.description]{task.description}",
@@ -198,7 +198,7 @@ def _reap_orphaned_runs() -> None:
         reaped = cli_runs.reap_orphaned_runs(
             api_url, lambda url, body: local._request(url, body, timeout=3.0)
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # best effort: never in the way of the command itself
         logging.getLogger("mediavault.cli").warning(
             "could not look for runs of killed CLI processes: %s", exc
         )

@@ -36,9 +36,9 @@ class S3Options(BaseModel):
     )
     part_checksums: bool = Field(
         True,
-        description="Send a CRC32 with every part of a media upload, taken while the file was hashed, "
-        "so that a store that checks them refuses bytes that differ from what was hashed. A store "
-        "that rejects the header is noticed on the first upload, and uploads go on without it.",
+        description="Send a CRC32 with every part of a media upload, taken from the bytes sent, so "
+        "that a store that checks them refuses bytes altered on the way. A store that rejects the "
+        "header is noticed on the first upload, and uploads go on without it.",
     )
     conditional_writes: bool = Field(
         True,

@@ -286,7 +286,8 @@ def test_lifecycle_says_what_a_plan_would_do_and_when_nothing_is_due(home: Path,
 def test_runs_of_a_killed_cli_process_are_marked_crashed(home: Path) -> None:
     """A flow run whose CLI process was killed (SIGKILL: no chance to say so) stays "Running" in
     Prefect. The next CLI command that runs a flow marks it Crashed, with its task runs; the run
-    of a process still alive is left alone, and so is a run another host started."""
+    of a process still alive is left alone, and so are the runs of another host and of another
+    pid namespace (a container with the same host name). The CLI's own runs carry the tags."""
     import asyncio
     import signal
     import socket
@@ -306,6 +307,11 @@ def test_runs_of_a_killed_cli_process_are_marked_crashed(home: Path) -> None:
     assert dead_tag and live_tag and cli_runs.process_gone(dead_tag) and not cli_runs.process_gone(live_tag)
     assert cli_runs.process_gone(live_tag.rsplit(":", 1)[0] + ":1"), "a reused pid started at another time"
     elsewhere = dead_tag.replace(f":{socket.gethostname()}:", ":another-host:")
+    host, machine, namespace, boot, pid, start = dead_tag.removeprefix("mediavault-cli:").split(":")
+    container = ":".join(["mediavault-cli", host, machine, "4026599999", boot, pid, start])
+    before_reboot = ":".join(["mediavault-cli", host, machine, namespace, "00000000", pid, start])
+    assert not cli_runs.process_gone(elsewhere) and not cli_runs.process_gone(container)
+    assert cli_runs.process_gone(before_reboot), "same machine and namespace, an earlier boot"
 
     @flow(name="killed-cli-run")
     def stand_in() -> None: ...
@@ -328,16 +334,21 @@ def test_runs_of_a_killed_cli_process_are_marked_crashed(home: Path) -> None:
                 found.append((await client.read_task_run(task_run_id)).state_type)
             return found
 
-    started = [asyncio.run(start([tag])) for tag in (dead_tag, live_tag, elsewhere)]
-    ids = [i for pair in started for i in pair]
+    ours = cli_runs.host_tag()
+    runs = [[ours, dead_tag], [ours, live_tag], ["mediavault-cli@another-host", elsewhere], [ours, container]]
+    ids = [i for tags in runs for i in asyncio.run(start(tags))]
     result = runner.invoke(JFK_INGEST)
     assert result.exit_code == 0, result.output
-    assert "is now marked Crashed" in result.output
-    assert asyncio.run(states(ids)) == [
-        StateType.CRASHED,
-        StateType.CRASHED,
-        StateType.RUNNING,
-        StateType.RUNNING,
-        StateType.RUNNING,
-        StateType.RUNNING,
-    ]
+    assert result.output.count("is now marked Crashed") == 1, result.output
+    crashed, running = StateType.CRASHED, StateType.RUNNING
+    assert asyncio.run(states(ids)) == [crashed, crashed, *[running] * 6]
+
+    async def newest_ingest_tags() -> list[str]:
+        async with get_client() as client:
+            [run] = await client.read_flow_runs(sort="START_TIME_DESC", limit=1)
+            return run.tags
+
+    tags = asyncio.run(newest_ingest_tags())
+    assert cli_runs.RUN_TAG in tags and ours in tags
+    [owner] = [t for t in tags if t.startswith("mediavault-cli:")]
+    assert cli_runs.process_gone(owner), "the finished CLI process's own tag names it"

@@ -329,25 +329,35 @@ def test_the_hashing_pass_and_the_parts_hashed_in_order_agree(
     )
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.error(400, "InvalidRequest", message="x-amz-checksum-crc32 is not supported for UploadPart"),
+        Fault.error(
+            501,
+            "NotImplemented",
+            message="A header you provided implies functionality that is not implemented",
+        ),
+    ],
+    ids=["400-naming-the-checksum", "501"],
+)
 def test_a_refusal_of_the_part_checksums_alone_is_transient_and_gives_them_up(
-    proxied_options, s3_bucket, fault_proxy, tmp_path: Path
+    proxied_options, s3_bucket, fault_proxy, tmp_path: Path, fault: Fault
 ) -> None:
     """A store that takes ChecksumAlgorithm when the upload is created but refuses the CRC32 of a
     part: that upload is aborted with a transient error, and the next attempt sends no checksums."""
-    vault = S3Vault(s3_bucket, "parts", proxied_options)
+    vault = S3Vault(s3_bucket, f"parts-{fault.status}", proxied_options)
     data = os.urandom(11 * MIB)
     path = tmp_path / "media.bin"
     path.write_bytes(data)
-    refusal = Rule(
-        Fault.error(400, "InvalidRequest", message="x-amz-checksum-crc32 is not supported for UploadPart"),
-        method="PUT",
-        path="partNumber=",
-        header="x-amz-checksum-crc32",
-    )
+    refusal = Rule(fault, method="PUT", path="partNumber=", header="x-amz-checksum-crc32")
     with fault_proxy.faults(refusal):
         with open(path, "rb") as stream, pytest.raises(TransientError, match="checksum header"):
             vault.put_stream(stream, key_for)
-        assert vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="parts/").get("Uploads", []) == []
+        assert (
+            vault.client.list_multipart_uploads(Bucket=s3_bucket, Prefix=vault.prefix).get("Uploads", [])
+            == []
+        )
         with open(path, "rb") as stream:
             assert vault.put_stream(stream, key_for).created
     assert refusal.fired >= 1 and vault.get_bytes(key_for(hashlib.sha256(data).hexdigest())) == data

@@ -270,6 +270,7 @@ def test_batch_ingest_from_an_s3_inbox(tmp_path: Path, env_for, s3_options, s3_b
     client = make_s3_client(s3_options)
     for path in local.iterdir():
         client.upload_file(str(path), s3_bucket, f"inbox/{path.name}")
+    client.put_object(Bucket=s3_bucket, Key="inbox/", Body=b"")  # a folder marker, as consoles make
     state = batch_ingest_flow(source=f"s3://{s3_bucket}/inbox/", chunk_size=3, return_state=True)
     check_report(state.result(raise_on_failure=False))
     assert len(manifests.list_media_ids(open_vault(f"s3://{s3_bucket}/vault", s3_options))) == 2

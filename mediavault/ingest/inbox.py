@@ -144,7 +144,8 @@ def discover(source: str, s3_client: Any = None, ignored: list[str] | None = Non
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
                 for obj in page.get("Contents", []):
                     name = obj["Key"][len(prefix) :]
-                    yield name, f"s3://{bucket}/{obj['Key']}"
+                    if name and not name.endswith("/"):  # not a folder marker
+                        yield name, f"s3://{bucket}/{obj['Key']}"
 
         return group_files(listing(), ignored)
     folder = Path(source.removeprefix("file://"))

@@ -68,6 +68,7 @@ def _ps_identity(pid: int) -> ProcessIdentity | None:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "TZ": "UTC", "LC_ALL": "C"},  # lstart is local time: the same in every shell
     )
     parts = done.stdout.split()
     if done.returncode != 0 or len(parts) < 7 or parts[0].startswith("Z"):

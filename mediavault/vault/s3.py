@@ -200,7 +200,9 @@ def _raise_if_corrupted(exc: ClientError) -> None:
     and compared) and arrived altered: a transient fault, so the ingest sends it again."""
     if _code(exc) in CORRUPTION_CODES:
         raise TransientError(
-            f"the S3 store received bytes other than those sent ({_code(exc)}); send them again"
+            f"the S3 store found that the bytes it received do not match their checksum or length "
+            f"({_code(exc)}): they are sent again (if this repeats, the store may not accept this "
+            "request shape)"
         ) from exc
 
 
@@ -831,9 +833,11 @@ class S3Vault:
         the upload cannot go on without them, so checksums are given up for the store and the
         error is transient (the ingest is run again, without them). Unlike a whole request, a
         part cannot be tried again alone without them, so only an error that says it is about a
-        checksum counts. A mismatch stays a mismatch."""
+        checksum counts, or a 501 (the header is the only feature a part asks for). A mismatch
+        stays a mismatch."""
         _raise_if_corrupted(exc)
-        if checksums and self._checksums_suspect(exc) and self._names_checksums(exc):
+        not_implemented = _status(exc) == 501 or _code(exc) == "NotImplemented"
+        if checksums and (not_implemented or (self._checksums_suspect(exc) and self._names_checksums(exc))):
             self._forgo_checksums(exc)
             raise TransientError(
                 f"the S3 store refused a checksum header ({_status(exc)} {_code(exc)}); "
