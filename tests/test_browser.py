@@ -473,8 +473,11 @@ def test_archived_media_offers_restore(site: Site, page_for) -> None:
     assert page.locator("#media").count() == 0
     shot(page, "archived")
     page.click("#restore-button")
-    page.wait_for_selector("text=Restore requested")
-    page.wait_for_selector("text=Restored", timeout=30_000)
+    # The restore's own status line: "text=Restored" also matched the page's "until it is
+    # restored", so the test went on before the restore had finished.
+    state = "document.getElementById('restore-state').textContent"
+    page.wait_for_function(f"{state}.startsWith('Restore requested')")
+    page.wait_for_function(f"{state}.startsWith('Restored.')", timeout=30_000)
     open_player(page, site, "archived")
     assert page.locator("audio#media").count() == 1
 
