@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -168,7 +169,7 @@ def _run_flow(call):
     from mediavault.stack import cli_runs
 
     _log_to_file()
-    _reap_orphaned_runs()
+    reaping = _start_reaping_orphaned_runs()
     owner = cli_runs.owner_tag()
     with (
         tags(cli_runs.RUN_TAG, cli_runs.host_tag(), *([owner] if owner else [])),
@@ -183,28 +184,46 @@ def _run_flow(call):
         ) as bar,
         progress.watching(_progress_factory(bar)),
     ):
-        return call()
+        try:
+            return call()
+        finally:
+            reaping()
 
 
-def _reap_orphaned_runs() -> None:
-    """Runs a killed CLI process left "Running" on this host are marked Crashed (one request to
-    the Prefect API, when there is one to ask; never in the way of the command)."""
+def _start_reaping_orphaned_runs() -> Callable[[], None]:
+    """Runs a killed CLI process left "Running" on this host are marked Crashed, in a thread
+    while the command's own flow runs (a request or two to the Prefect API, when there is one to
+    ask; never in the way of the command). Returns what waits for it and prints its notes."""
+    import threading
+
     api_url = os.environ.get("PREFECT_API_URL")
     if not api_url:
-        return
-    from mediavault.stack import cli_runs, local
+        return lambda: None
+    reaped: list[str] = []
 
-    try:
-        reaped = cli_runs.reap_orphaned_runs(
-            api_url, lambda url, body: local._request(url, body, timeout=3.0)
-        )
-    except Exception as exc:  # best effort: never in the way of the command itself
-        logging.getLogger("mediavault.cli").warning(
-            "could not look for runs of killed CLI processes: %s", exc
-        )
-        return
-    for name in reaped:
-        errors.print(f"note: flow run {escape(name)} of a killed mediavault process is now marked Crashed")
+    def reap() -> None:
+        from mediavault.stack import cli_runs, local
+
+        try:
+            reaped.extend(
+                cli_runs.reap_orphaned_runs(api_url, lambda url, body: local._request(url, body, timeout=3.0))
+            )
+        except Exception as exc:  # best effort: never in the way of the command itself
+            logging.getLogger("mediavault.cli").warning(
+                "could not look for runs of killed CLI processes: %s", exc
+            )
+
+    thread = threading.Thread(target=reap, name="mediavault-reap-runs", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        thread.join(10.0)
+        for name in list(reaped):
+            errors.print(
+                f"note: flow run {escape(name)} of a killed mediavault process is now marked Crashed"
+            )
+
+    return finish
 
 
 def _fail(exc: BaseException) -> None:
