@@ -207,6 +207,8 @@ def test_each_part_carries_the_crc32_of_the_bytes_hashed(
         operation = event_name.rsplit(".", 1)[-1]
         if operation in sent and "/media/" in request.url:  # not the store's probes
             sent[operation].append((request.url, request.headers.get("x-amz-checksum-crc32"), request.body))
+            if operation == "UploadPart":  # the same shape as the whole object's PUT
+                assert request.headers.get("x-amz-sdk-checksum-algorithm") == b"CRC32"
 
     vault.client.meta.events.register("before-send.s3", record)
     with open(path, "rb") as stream:

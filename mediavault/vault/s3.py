@@ -789,9 +789,11 @@ class S3Vault:
                 uploaded.add(number, data)  # in part order: waits for the parts before it
                 if failed.is_set():
                     raise _Abandoned
-                checksum = crc32_header(zlib.crc32(data)) if checksums else {}
+                crc = zlib.crc32(data)
+                checksum = crc32_header(crc) if checksums else {}
+                sent = crc32_args(crc) if checksums else {}
                 try:
-                    response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **checksum)
+                    response = self.client.upload_part(**target, PartNumber=number + 1, Body=data, **sent)
                 except ClientError as exc:
                     self._refused_in_upload(exc, checksums)
                     raise
